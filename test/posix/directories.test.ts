@@ -1,0 +1,73 @@
+// Directories: create, list, remove, including directories that hold only the layer's own
+// metadata (which must not make them "not empty").
+
+import { chmod, mkdir, readdir, rm, rmdir, writeFile } from "node:fs/promises";
+import { describe, expect, it } from "vitest";
+import { useLayer } from "../support/fixture.js";
+import { lowerKinds } from "../support/lower.js";
+import { python } from "../support/run.js";
+import { errnoOf, sys } from "../support/sys.js";
+
+describe.each(lowerKinds())("directories on a %s lower", (kind) => {
+  const t = useLayer(kind, "dirs");
+
+  it("makes nested directories and lists them; EEXIST on a second mkdir", async () => {
+    const d = await t.dir("mk");
+    await mkdir(t.p(d, "a", "b", "c"), { recursive: true });
+    expect(await readdir(t.p(d, "a", "b"))).toEqual(["c"]);
+    await expect(mkdir(t.p(d, "a"))).rejects.toMatchObject({ code: "EEXIST" });
+  });
+
+  it("refuses to remove a non-empty directory (ENOTEMPTY) and removes an empty one", async () => {
+    const d = await t.dir("rm");
+    await mkdir(t.p(d, "full"));
+    await writeFile(t.p(d, "full", "x"), "x");
+    expect(await errnoOf("rmdir", t.p(d, "full"))).toBe("ENOTEMPTY");
+    await rm(t.p(d, "full", "x"));
+    await rmdir(t.p(d, "full"));
+    expect(await readdir(t.p(d))).toEqual([]);
+  });
+
+  it("removes a directory whose only content is the layer's metadata log", async () => {
+    const d = await t.dir("meta-only");
+    await mkdir(t.p(d, "sub"));
+    await writeFile(t.p(d, "sub", "key"), "k");
+    await chmod(t.p(d, "sub", "key"), 0o600);
+    await sys("setxattr", t.p(d, "sub", "key"), "user.x", "1");
+    await t.remount(); // the log is surely on the stick now
+    await rm(t.p(d, "sub", "key"));
+    await rmdir(t.p(d, "sub"));
+    expect(await readdir(t.p(d))).toEqual([]);
+    await t.remount();
+    expect(await readdir(t.p(d))).toEqual([]);
+  });
+
+  it("removes a directory that held special files and hard links", async () => {
+    const d = await t.dir("special-rm");
+    await mkdir(t.p(d, "sub"));
+    await sys("mkfifo", t.p(d, "sub", "p"), 0o644);
+    await sys("symlink", "x", t.p(d, "sub", "l"));
+    await writeFile(t.p(d, "sub", "a"), "a");
+    await sys("link", t.p(d, "sub", "a"), t.p(d, "sub", "b"));
+    await t.remount();
+    await rm(t.p(d, "sub"), { recursive: true });
+    expect(await readdir(t.p(d))).toEqual([]);
+  });
+
+  it("lists 2000 entries completely, with readdir paging, before and after a remount", async () => {
+    const d = await t.dir("many");
+    const r = await python(
+      `import os, sys
+d = sys.argv[1]
+for i in range(2000):
+    open(os.path.join(d, "entry-%04d:x" % i), "w").close()`,
+      [t.p(d)],
+      { timeoutMs: 240_000 },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const want = Array.from({ length: 2000 }, (_, i) => `entry-${String(i).padStart(4, "0")}:x`);
+    expect((await readdir(t.p(d))).sort()).toEqual(want);
+    await t.remount();
+    expect((await readdir(t.p(d))).sort()).toEqual(want);
+  }, 300_000);
+});
