@@ -7,7 +7,7 @@
 // looks at the stick's format must then fail, every pure-POSIX test on a plain lower must pass.
 
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { killSync, lazyUnmountSync, track } from "./cleanup.js";
@@ -44,6 +44,8 @@ export interface StopResult extends ExitInfo {
   forced: boolean;
   /** true when the mount was still there after the daemon ended */
   leftMounted: boolean;
+  /** the daemon was still running (not even a zombie) when the umount command returned */
+  runningAfterUmount?: boolean;
 }
 
 export type StopHow = "cli" | "sigterm" | "umount";
@@ -162,11 +164,13 @@ export async function mountLayer(lowerDir: string, mnt: string, o: MountOptions 
     stderr: () => err,
     async stop(how: StopHow = "cli"): Promise<StopResult> {
       let umount: RunResult | undefined;
+      let runningAfterUmount: boolean | undefined;
       if (!exit) {
         if (fake) {
           umount = await run("umount", [mnt], { timeoutMs: 30_000 });
         } else if (how === "cli") {
           umount = await run(process.execPath, [CLI, "umount", mnt], { timeoutMs: 60_000 * SLOW });
+          runningAfterUmount = processRunning(pid);
         } else if (how === "umount") {
           umount = await run("umount", [mnt], { timeoutMs: 30_000 });
         } else {
@@ -184,7 +188,13 @@ export async function mountLayer(lowerDir: string, mnt: string, o: MountOptions 
       if (leftMounted) lazyUnmountSync(mnt);
       untrack();
       const e = exit ?? { code: null, signal: null };
-      return { ...e, forced, leftMounted, ...(umount ? { umount } : {}) };
+      return {
+        ...e,
+        forced,
+        leftMounted,
+        ...(umount ? { umount } : {}),
+        ...(runningAfterUmount !== undefined ? { runningAfterUmount } : {}),
+      };
     },
     async kill9(): Promise<void> {
       killSync(pid, "SIGKILL");
@@ -195,6 +205,16 @@ export async function mountLayer(lowerDir: string, mnt: string, o: MountOptions 
     },
   };
   return layer;
+}
+
+/** The process exists and is not a zombie (a zombie has ended; only its parent has not reaped it). */
+export function processRunning(pid: number): boolean {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return st.slice(st.lastIndexOf(")") + 2, st.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
 }
 
 export function fmtExit(e: ExitInfo | undefined): string {
