@@ -1,0 +1,104 @@
+/**
+ * The names in one stored directory: user name <-> stored name, built from one readdir the
+ * first time the directory is used, then kept in step by the layer's own changes (the layer
+ * is the only writer while mounted). Exact-case lookups come from here, never from the
+ * stick's case-insensitive lookup.
+ */
+import { bytesToStored, decodeName, foldKey, isReservedStored } from "../format/names.js";
+import { showPath, warnOnce } from "../log.js";
+import { DirMeta } from "./dir-meta.js";
+import type { Lower } from "./lower.js";
+
+export interface IndexEntry {
+  /** stored name, byte string */
+  stored: string;
+  /** what the stick's readdir said; refined by lstat when the entry is looked up */
+  isDir: boolean;
+}
+
+/** The fold key of a stored name given as bytes. */
+export function foldOfBytes(stored: string): string {
+  return foldKey(bytesToStored(stored) ?? stored);
+}
+
+export class DirIndex {
+  readonly byUser = new Map<string, IndexEntry>();
+  private readonly userOf = new Map<string, string>();
+  private readonly folds = new Map<string, number>();
+  subdirs = 0;
+  /** entries were added or removed since the stored directory was last fsync'd */
+  entriesDirty = false;
+  readonly meta: DirMeta;
+
+  /** record names kept even without a stored file (the home's own record) */
+  readonly keep = new Set<string>();
+
+  constructor(
+    lower: Lower,
+    readonly path: () => string,
+    existing: boolean,
+    onMetaChange: (meta: DirMeta) => void,
+  ) {
+    this.meta = new DirMeta(lower, path, (name) => this.userOf.has(name) || this.keep.has(name), onMetaChange);
+    if (existing) {
+      this.build(lower);
+      // Built from the stick after a restart or a forget: the layer cannot know whether its
+      // entries are durable yet, so the next fsync in here syncs the directory too.
+      this.entriesDirty = true;
+    }
+  }
+
+  private build(lower: Lower): void {
+    for (const { name, isDir } of lower.list(this.path())) {
+      if (isReservedStored(name)) continue;
+      const unicode = bytesToStored(name);
+      let user = unicode === null ? name : decodeName(unicode);
+      if (user.length === 0 || user.length > 255 || user.includes("/") || user.includes("\0")) user = name;
+      if (this.byUser.has(user)) {
+        // Only another system can store two names that decode alike: show the second one
+        // under its stored name, or a numbered variant. Never hide a file.
+        let alt = name;
+        for (let n = 2; this.byUser.has(alt); n++) alt = `${name}~${n}`;
+        warnOnce(`dup:${this.path()}/${name}`, `${showPath(this.path() + "/" + name)} is shown as ${showPath(alt)} (its name decodes like another file's)`);
+        user = alt;
+      }
+      this.add(user, name, isDir);
+    }
+  }
+
+  add(user: string, stored: string, isDir: boolean): void {
+    this.byUser.set(user, { stored, isDir });
+    this.userOf.set(stored, user);
+    const fold = foldOfBytes(stored);
+    this.folds.set(fold, (this.folds.get(fold) ?? 0) + 1);
+    if (isDir) this.subdirs++;
+  }
+
+  remove(user: string): IndexEntry | undefined {
+    const entry = this.byUser.get(user);
+    if (!entry) return undefined;
+    this.byUser.delete(user);
+    this.userOf.delete(entry.stored);
+    const fold = foldOfBytes(entry.stored);
+    const n = (this.folds.get(fold) ?? 1) - 1;
+    if (n <= 0) this.folds.delete(fold);
+    else this.folds.set(fold, n);
+    if (entry.isDir) this.subdirs--;
+    return entry;
+  }
+
+  /** Would a new stored name clash, on a case-insensitive stick, with one already here? */
+  foldTaken(stored: string): boolean {
+    return this.folds.has(foldOfBytes(stored));
+  }
+
+  /** Remember a name the stick refused as existing (an 8.3 alias, say) so it is not tried again. */
+  markTaken(stored: string): void {
+    const fold = foldOfBytes(stored);
+    this.folds.set(fold, (this.folds.get(fold) ?? 0) + 1);
+  }
+
+  get size(): number {
+    return this.byUser.size;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The metadata log of one stored directory (docs/format.md, "The log file" and "Crash
+ * safety"). Loaded on first use, changed in memory at once, written in batches: appended to
+ * the active slot, or compacted into the other slot (A/B, never overwritten in place).
+ */
+import { MAX_LOG_BYTES, parseLog, recordLine, snapshotText, tombstoneLine } from "../format/records.js";
+import type { MetaRecord } from "../format/records.js";
+import { showPath, warnOnce } from "../log.js";
+import { hasCode } from "./errors.js";
+import type { Lower } from "./lower.js";
+
+export const META_SLOTS = [".pershome.meta.a", ".pershome.meta.b"] as const;
+type Slot = 0 | 1;
+
+export class DirMeta {
+  private records = new Map<string, MetaRecord>();
+  /** changes not yet on the stick, last state per name (null: removed) */
+  private pending = new Map<string, MetaRecord | null>();
+  private loaded = false;
+  private active: Slot | null = null;
+  private gen = 0;
+  private junk = new Set<Slot>();
+  private needsCompaction = false;
+  private appended = 0;
+  private unsynced = false;
+  /** names given a record while mounted: never pruned (a record may precede its file) */
+  private readonly written = new Set<string>();
+
+  /**
+   * @param dirPath the directory's current stored path (it changes when the directory moves)
+   * @param exists whether a stored name still exists, to drop records of vanished files
+   */
+  constructor(
+    private readonly lower: Lower,
+    private readonly dirPath: () => string,
+    private readonly exists: (name: string) => boolean,
+    private readonly onChange: (meta: DirMeta) => void,
+  ) {}
+
+  get(name: string): MetaRecord | undefined {
+    this.load();
+    return this.records.get(name);
+  }
+
+  set(record: MetaRecord): void {
+    this.load();
+    this.records.set(record.name, record);
+    this.pending.set(record.name, record);
+    this.written.add(record.name);
+    this.onChange(this);
+  }
+
+  delete(name: string): void {
+    this.load();
+    if (!this.records.delete(name) && this.active === null) return;
+    this.pending.set(name, null);
+    this.onChange(this);
+  }
+
+  get dirty(): boolean {
+    return this.pending.size > 0 || this.unsynced;
+  }
+
+  /** Deletes the log files, for a directory about to be removed. */
+  removeFiles(): void {
+    for (const slot of META_SLOTS) this.lower.unlinkIfExists(this.slotPath(slot));
+    this.records.clear();
+    this.pending.clear();
+    this.active = null;
+    this.junk.clear();
+    this.unsynced = false;
+  }
+
+  /** Writes pending records; with `sync`, also makes them durable. */
+  flush(sync: boolean): void {
+    if (!this.loaded) return;
+    if (this.pending.size === 0) {
+      if (sync && this.unsynced && this.active !== null) {
+        this.lower.append(this.slotPath(META_SLOTS[this.active]), Buffer.alloc(0), true);
+        this.unsynced = false;
+      }
+      return;
+    }
+    if (this.active === null && this.records.size === 0) {
+      this.pending.clear(); // only tombstones for a log that never existed
+      return;
+    }
+    if (this.active === null || this.needsCompaction || this.appended > 2 * this.records.size + 256) {
+      this.compact();
+      return;
+    }
+    let text = "";
+    for (const [name, rec] of this.pending) text += rec ? recordLine(rec) : tombstoneLine(name);
+    this.lower.append(this.slotPath(META_SLOTS[this.active]), Buffer.from(text, "utf8"), sync);
+    this.appended += this.pending.size;
+    this.pending.clear();
+    this.unsynced = !sync;
+  }
+
+  private slotPath(slot: string): string {
+    return this.dirPath() + "/" + slot;
+  }
+
+  private load(): void {
+    if (this.loaded) return;
+    this.loaded = true;
+    let best: { slot: Slot; gen: number; records: Map<string, MetaRecord>; bad: number; appended: number } | null =
+      null;
+    for (const slot of [0, 1] as Slot[]) {
+      const path = this.slotPath(META_SLOTS[slot]);
+      let text: Buffer | null;
+      try {
+        text = this.lower.readSmall(path, MAX_LOG_BYTES);
+      } catch (err) {
+        if (hasCode(err, "ENOENT")) continue;
+        if (hasCode(err, "ELOOP") || hasCode(err, "EISDIR") || hasCode(err, "EIO")) {
+          warnOnce(path, `cannot read metadata ${showPath(path)} (${String(err)}); its files show with defaults`);
+          this.junk.add(slot);
+          continue;
+        }
+        throw err;
+      }
+      if (text === null) {
+        warnOnce(path, `metadata ${showPath(path)} is larger than ${MAX_LOG_BYTES} bytes; ignored, files show with defaults`);
+        this.junk.add(slot);
+        continue;
+      }
+      const log = parseLog(text);
+      if (!log.complete) {
+        if (text.length > 0) warnOnce(path, `metadata ${showPath(path)} is damaged or incomplete; ignored`);
+        this.junk.add(slot);
+        continue;
+      }
+      if (log.badLines > 0) warnOnce(path, `metadata ${showPath(path)}: ${log.badLines} damaged line(s) ignored`);
+      if (best === null || log.gen > best.gen) {
+        if (best) this.junk.add(best.slot);
+        best = { slot, gen: log.gen, records: log.records, bad: log.badLines, appended: log.appended };
+      } else this.junk.add(slot);
+    }
+    if (best) {
+      this.active = best.slot;
+      this.gen = best.gen;
+      this.records = best.records;
+      this.appended = best.appended;
+      if (best.bad > 0) this.needsCompaction = true;
+    }
+    if (this.junk.size > 0) this.needsCompaction = true;
+  }
+
+  /**
+   * Writes a fresh snapshot to the other slot, makes it durable, and only then removes the
+   * old one: at every instant one complete log is on the stick.
+   */
+  private compact(): void {
+    const target: Slot = this.active === 0 ? 1 : 0;
+    const targetPath = this.slotPath(META_SLOTS[target]);
+    this.lower.unlinkIfExists(targetPath); // junk or an older generation, never the active log
+    // drop records of files that vanished while the stick was elsewhere
+    for (const name of [...this.records.keys()]) {
+      if (!this.written.has(name) && !this.exists(name)) this.records.delete(name);
+    }
+    this.lower.writeNew(targetPath, Buffer.from(snapshotText(this.gen + 1, this.records.values()), "utf8"), true);
+    this.lower.fsyncDir(this.dirPath());
+    if (this.active !== null) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[this.active]));
+    for (const slot of this.junk) if (slot !== target) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[slot]));
+    this.junk.clear();
+    this.active = target;
+    this.gen += 1;
+    this.appended = 0;
+    this.needsCompaction = false;
+    this.pending.clear();
+    this.unsynced = false;
+  }
+}

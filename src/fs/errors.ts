@@ -1,0 +1,29 @@
+import { constants } from "node:os";
+
+export const E = constants.errno;
+
+/** An error that is meant for the caller as an errno, not a bug. */
+export class FsError extends Error {
+  constructor(
+    readonly errno: number,
+    message?: string,
+  ) {
+    super(message ?? `errno ${errno}`);
+  }
+}
+
+export function fail(errno: number, message?: string): never {
+  throw new FsError(errno, message);
+}
+
+/** errno for an error thrown by a lower-filesystem call or by the layer; undefined for bugs. */
+export function errnoOf(err: unknown): number | undefined {
+  if (err instanceof FsError) return err.errno;
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === "string" && code in E) return E[code as keyof typeof E];
+  return undefined;
+}
+
+export function hasCode(err: unknown, code: string): boolean {
+  return (err as { code?: unknown })?.code === code;
+}

@@ -1,0 +1,308 @@
+/**
+ * The layer's state and the few careful helpers every operation shares: where an inode lives
+ * on the stick, how it looks to the user, and how its record is changed. The operations
+ * themselves are in ops/, one file per family.
+ */
+import { describe, recordApplies, fingerprint } from "../format/describe.js";
+import type { Description, StoredFacts } from "../format/describe.js";
+import { encodeName, storedToBytes, twinVariant, MAX_STORED_UNITS, MAX_NAME_BYTES } from "../format/names.js";
+import type { Kind, MetaRecord, Timespec } from "../format/records.js";
+import type { Attr, EntryParam } from "../native/types.js";
+import { showPath, warnOnce, log } from "../log.js";
+import { DirIndex, foldOfBytes } from "./dir-index.js";
+import type { DirMeta } from "./dir-meta.js";
+import { E, fail, hasCode } from "./errors.js";
+import { Inode, InodeTable, ROOT_INO } from "./inode.js";
+import type { Lower } from "./lower.js";
+
+export const AREA = ".pershome";
+export const LINKS = "links";
+/** the name of the home directory's own record, in the .pershome area's log */
+const HOME_RECORD = "home";
+
+export interface LayerOptions {
+  uid: number;
+  gid: number;
+  /** seconds the kernel may cache attributes and names */
+  attrTimeout: number;
+  entryTimeout: number;
+}
+
+export function now(): Timespec {
+  const ns = process.hrtime.bigint() - hrBase + wallBase;
+  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+}
+const wallBase = BigInt(Date.now()) * 1_000_000n;
+const hrBase = process.hrtime.bigint();
+
+export class Layer {
+  readonly inodes = new InodeTable();
+  readonly root: Inode;
+  /** .pershome (not visible to the user) and .pershome/links */
+  readonly area: Inode;
+  readonly links: Inode;
+  private readonly dirtyMetas = new Set<DirMeta>();
+
+  constructor(
+    readonly lower: Lower,
+    readonly opts: LayerOptions,
+  ) {
+    this.root = new Inode(ROOT_INO, null, "", "", "d");
+    this.root.nlookup = 1;
+    this.inodes.addRoot(this.root);
+    this.area = new Inode(0, this.root, AREA, AREA, "d");
+    this.links = new Inode(0, this.area, LINKS, LINKS, "d");
+  }
+
+  // ---- where things are -------------------------------------------------------------
+
+  /** Stored path of an inode (byte string); for a hard-linked file, its data in .pershome/links. */
+  pathOf(inode: Inode): string {
+    if (inode.ino === ROOT_INO) return this.lower.root;
+    if (!inode.parent) fail(E.ESTALE);
+    return this.pathOf(inode.parent) + "/" + inode.stored;
+  }
+
+  dirIndex(dir: Inode): DirIndex {
+    if (dir.dir) return dir.dir;
+    if (!dir.isDir) fail(E.ENOTDIR);
+    const index = new DirIndex(this.lower, () => this.pathOf(dir), true, (m) => this.dirtyMetas.add(m));
+    if (dir === this.area) index.keep.add(HOME_RECORD);
+    dir.dir = index;
+    return index;
+  }
+
+  /** Index for a directory the layer just created (empty, nothing to read). */
+  newDirIndex(dir: Inode): DirIndex {
+    dir.dir = new DirIndex(this.lower, () => this.pathOf(dir), false, (m) => this.dirtyMetas.add(m));
+    return dir.dir;
+  }
+
+  /** Which log holds an inode's record, and under which name. */
+  slotOf(inode: Inode): { meta: DirMeta; name: string } {
+    if (inode.ino === ROOT_INO) return { meta: this.dirIndex(this.area).meta, name: HOME_RECORD };
+    if (!inode.parent) fail(E.ESTALE);
+    return { meta: this.dirIndex(inode.parent).meta, name: inode.stored };
+  }
+
+  // ---- how things look --------------------------------------------------------------
+
+  /** The record of a stored entry, if it still applies to what is on the stick. */
+  freshRecord(meta: DirMeta, name: string, facts: StoredFacts, where: string): MetaRecord | undefined {
+    const rec = meta.get(name);
+    if (rec && !recordApplies(rec, facts)) {
+      warnOnce(`stale:${where}`, `${showPath(where)} changed outside pershome; its old metadata is dropped`);
+      meta.delete(name);
+      return undefined;
+    }
+    return rec;
+  }
+
+  /** Fresh description of an inode from the stick (or the last one, once it has no name). */
+  describe(inode: Inode): Description {
+    if (!inode.linked && inode.desc) return inode.desc;
+    const path = this.pathOf(inode);
+    const facts = this.lower.stat(path);
+    if (!facts) {
+      if (inode.desc) return inode.desc;
+      fail(E.ENOENT);
+    }
+    const { meta, name } = this.slotOf(inode);
+    const rec = this.freshRecord(meta, name, facts, path);
+    const desc = describe(facts, inode.ino === ROOT_INO ? rec && { ...rec, kind: "d" } : rec);
+    if (inode.kind === "h") inode.nlink = rec?.nlink ?? 1;
+    else if (inode.kind === "d") inode.nlink = 2 + this.dirIndex(inode).subdirs;
+    inode.desc = desc;
+    return desc;
+  }
+
+  attr(inode: Inode, desc = this.describe(inode)): Attr {
+    return {
+      ino: inode.ino,
+      mode: desc.mode,
+      nlink: inode.linked ? inode.nlink : 0,
+      uid: this.opts.uid,
+      gid: this.opts.gid,
+      rdev: 0,
+      size: desc.size,
+      blocks: Math.ceil(desc.size / 512),
+      blksize: 65536,
+      atimeSec: desc.atime[0],
+      atimeNsec: desc.atime[1],
+      mtimeSec: desc.mtime[0],
+      mtimeNsec: desc.mtime[1],
+      ctimeSec: desc.ctime[0],
+      ctimeNsec: desc.ctime[1],
+    };
+  }
+
+  entry(inode: Inode, desc = this.describe(inode)): EntryParam {
+    return {
+      ino: inode.ino,
+      generation: 0,
+      attr: this.attr(inode, desc),
+      attrTimeout: this.opts.attrTimeout,
+      entryTimeout: this.opts.entryTimeout,
+    };
+  }
+
+  negativeEntry(): EntryParam {
+    return { ...this.entry(this.root), ino: 0, attrTimeout: 0 };
+  }
+
+  // ---- names ------------------------------------------------------------------------
+
+  /** The inode for a user name in a directory, creating it from the stick if needed. */
+  child(dir: Inode, name: string): Inode | null {
+    const known = dir.children.get(name);
+    if (known && this.inodes.get(known.ino) === known) return known;
+    const index = this.dirIndex(dir);
+    const entry = index.byUser.get(name);
+    if (!entry) return null;
+    const path = this.pathOf(dir) + "/" + entry.stored;
+    const facts = this.lower.stat(path);
+    if (!facts) {
+      warnOnce(`gone:${path}`, `${showPath(path)} vanished from the stick`);
+      return null;
+    }
+    const rec = this.freshRecord(index.meta, entry.stored, facts, path);
+    let inode: Inode | null = null;
+    if (rec?.kind === "h" && rec.linkId) inode = this.linkInode(rec.linkId, path);
+    if (!inode) {
+      const kind: Kind = rec && rec.kind !== "h" ? rec.kind : facts.isDir ? "d" : "f";
+      inode = this.inodes.add((ino) => new Inode(ino, dir, name, entry.stored, kind));
+    }
+    dir.children.set(name, inode);
+    return inode;
+  }
+
+  /** The inode of a hard-linked file, if its data is in .pershome/links. */
+  private linkInode(id: string, namePath: string): Inode | null {
+    const known = this.inodes.byLink.get(id);
+    if (known) return known;
+    let present = false;
+    try {
+      present = this.dirIndex(this.links).byUser.has(id);
+    } catch (err) {
+      if (!hasCode(err, "ENOENT")) throw err;
+      this.links.dir = null;
+    }
+    if (!present) {
+      warnOnce(`link:${namePath}`, `${showPath(namePath)} is a hard link whose data is missing; shown as the file it is`);
+      return null;
+    }
+    return this.inodes.add((ino) => new Inode(ino, this.links, id, id, "h", id));
+  }
+
+  /** A user name as given by the kernel: checked, as a byte string. */
+  userName(name: Buffer): string {
+    if (name.length > MAX_NAME_BYTES) fail(E.ENAMETOOLONG);
+    return name.toString("latin1");
+  }
+
+  /**
+   * Stores a new entry under a free stored name: tries the plain encoding, then case-twin
+   * variants, calling `create` (which must fail with EEXIST if the stick already has the
+   * name, e.g. O_EXCL) until one is free. Returns the stored name used.
+   */
+  createStored(dir: Inode, name: string, create: (path: string) => void): string {
+    const index = this.dirIndex(dir);
+    const base = encodeName(name);
+    const dirPath = this.pathOf(dir);
+    for (let twin = 0; twin < 64; twin++) {
+      const unicode = twinVariant(base, twin);
+      if (unicode.length > MAX_STORED_UNITS) fail(E.ENAMETOOLONG);
+      const stored = storedToBytes(unicode);
+      if (index.foldTaken(stored)) continue;
+      try {
+        create(dirPath + "/" + stored);
+        index.entriesDirty = true;
+        return stored;
+      } catch (err) {
+        if (!hasCode(err, "EEXIST")) throw err;
+        index.markTaken(stored);
+      }
+    }
+    fail(E.EEXIST);
+  }
+
+  /** A free stored name for a rename target (checked with lstat: rename has no O_EXCL). */
+  freeStoredName(dir: Inode, name: string, moving?: string): string {
+    const index = this.dirIndex(dir);
+    const base = encodeName(name);
+    const dirPath = this.pathOf(dir);
+    for (let twin = 0; twin < 64; twin++) {
+      const unicode = twinVariant(base, twin);
+      if (unicode.length > MAX_STORED_UNITS) fail(E.ENAMETOOLONG);
+      const stored = storedToBytes(unicode);
+      // a case-only rename of the same file may reuse its own slot
+      const sameFile = moving !== undefined && foldOfBytes(moving) === foldOfBytes(stored);
+      if (!sameFile && index.foldTaken(stored)) continue;
+      if (!sameFile && this.lower.stat(dirPath + "/" + stored)) {
+        index.markTaken(stored);
+        continue;
+      }
+      return stored;
+    }
+    fail(E.EEXIST);
+  }
+
+  // ---- records ----------------------------------------------------------------------
+
+  /** Changes an inode's record: the current one (or one made from how it looks now) + changes. */
+  updateRecord(inode: Inode, changes: Partial<MetaRecord>): MetaRecord {
+    const { meta, name } = this.slotOf(inode);
+    const cur = meta.get(name);
+    let base = cur;
+    if (!base) {
+      const desc = this.describe(inode);
+      base = { name, kind: inode.kind === "h" ? "f" : inode.kind, mode: desc.mode & 0o7777, mtime: desc.mtime };
+    }
+    const rec: MetaRecord = { ...base, ...changes, name };
+    if (inode.ino === ROOT_INO) rec.kind = "d";
+    if (!inode.isDir && !rec.fp) {
+      // a file's record only applies with a fingerprint (docs/format.md, "Fingerprints")
+      const facts = this.lower.stat(this.pathOf(inode));
+      if (facts) rec.fp = fingerprint(facts);
+    }
+    meta.set(rec);
+    inode.desc = null;
+    return rec;
+  }
+
+  /** Takes a new fingerprint of the stored file into the record (after the layer changed it). */
+  refreshFingerprint(inode: Inode, extra: Partial<MetaRecord> = {}): void {
+    if (inode.isDir) {
+      if (Object.keys(extra).length > 0) this.updateRecord(inode, extra);
+      return;
+    }
+    const facts = this.lower.stat(this.pathOf(inode));
+    if (!facts) return;
+    this.updateRecord(inode, { ...extra, fp: fingerprint(facts) });
+  }
+
+  /** Marks a directory's contents as changed now (mtime and ctime). */
+  touchDir(dir: Inode): void {
+    const t = now();
+    this.updateRecord(dir, { mtime: t, ctime: t });
+  }
+
+  // ---- persistence ------------------------------------------------------------------
+
+  /** Writes every pending record; with `sync`, makes them durable. */
+  flushAll(sync: boolean): void {
+    for (const meta of [...this.dirtyMetas]) {
+      try {
+        meta.flush(sync);
+        if (!meta.dirty) this.dirtyMetas.delete(meta);
+      } catch (err) {
+        log("error", `could not write metadata: ${String(err)}; will retry`);
+      }
+    }
+  }
+
+  flushMeta(meta: DirMeta, sync: boolean): void {
+    meta.flush(sync);
+    if (!meta.dirty) this.dirtyMetas.delete(meta);
+  }
+}

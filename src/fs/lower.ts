@@ -1,0 +1,174 @@
+/**
+ * The one way the layer reaches the stick. Every call takes byte-string paths (see
+ * src/format/names.ts), never follows a symlink in the last component (O_NOFOLLOW, lstat,
+ * lutimes), and only ever sees paths the layer built from names it listed itself, so it
+ * stays inside the stick's /pershome. Keeping every lower call here also gives the crash
+ * tests one seam to record them (issue 7).
+ */
+import fs from "node:fs";
+import type { StoredFacts } from "../format/describe.js";
+import { hasCode } from "./errors.js";
+
+const C = fs.constants;
+const b = (p: string): Buffer => Buffer.from(p, "latin1");
+
+export interface LowerEntry {
+  /** stored name, byte string */
+  name: string;
+  isDir: boolean;
+}
+
+export function factsOf(st: fs.BigIntStats): StoredFacts {
+  const ns = st.mtimeNs;
+  return {
+    isDir: st.isDirectory(),
+    isFile: st.isFile(),
+    size: Number(st.size),
+    mtimeMs: Number(ns / 1_000_000n),
+    mtime: [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)],
+  };
+}
+
+export class Lower {
+  constructor(readonly root: string) {}
+
+  /** lstat, or null when the entry does not exist. */
+  stat(path: string): StoredFacts | null {
+    try {
+      return factsOf(fs.lstatSync(b(path), { bigint: true }));
+    } catch (err) {
+      if (hasCode(err, "ENOENT") || hasCode(err, "ENOTDIR")) return null;
+      throw err;
+    }
+  }
+
+  fstat(fd: number): StoredFacts {
+    return factsOf(fs.fstatSync(fd, { bigint: true }));
+  }
+
+  list(dir: string): LowerEntry[] {
+    return fs
+      .readdirSync(b(dir), { encoding: "buffer", withFileTypes: true })
+      .map((d) => ({ name: (d.name as unknown as Buffer).toString("latin1"), isDir: d.isDirectory() }));
+  }
+
+  open(path: string, flags: number, mode = 0o644): number {
+    return fs.openSync(b(path), flags | C.O_NOFOLLOW, mode);
+  }
+
+  /** Creates a file that must not exist yet (O_EXCL: the last guard against case collisions). */
+  createExclusive(path: string, flags: number): number {
+    return this.open(path, flags | C.O_CREAT | C.O_EXCL, 0o644);
+  }
+
+  close(fd: number): void {
+    fs.closeSync(fd);
+  }
+
+  read(fd: number, buf: Buffer, length: number, position: number): number {
+    return fs.readSync(fd, buf, 0, length, position);
+  }
+
+  write(fd: number, data: Buffer, position: number | null): number {
+    return fs.writeSync(fd, data, 0, data.length, position);
+  }
+
+  fsync(fd: number): void {
+    fs.fsyncSync(fd);
+  }
+
+  fdatasync(fd: number): void {
+    fs.fdatasyncSync(fd);
+  }
+
+  ftruncate(fd: number, size: number): void {
+    fs.ftruncateSync(fd, size);
+  }
+
+  /** fsync a directory, so that new and removed entries in it are on the stick. */
+  fsyncDir(path: string): void {
+    const fd = fs.openSync(b(path), C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  mkdir(path: string): void {
+    fs.mkdirSync(b(path), 0o755);
+  }
+
+  rmdir(path: string): void {
+    fs.rmdirSync(b(path));
+  }
+
+  unlink(path: string): void {
+    fs.unlinkSync(b(path));
+  }
+
+  /** unlink that is quiet when the file is already gone. */
+  unlinkIfExists(path: string): void {
+    try {
+      fs.unlinkSync(b(path));
+    } catch (err) {
+      if (!hasCode(err, "ENOENT")) throw err;
+    }
+  }
+
+  rename(from: string, to: string): void {
+    fs.renameSync(b(from), b(to));
+  }
+
+  /** Sets the stick's own mtime, so other systems show a sensible time. Never follows links. */
+  setMtime(path: string, sec: number, nsec: number): void {
+    const t = sec + nsec / 1e9;
+    fs.lutimesSync(b(path), t, t);
+  }
+
+  statfs(): fs.StatsFs {
+    return fs.statfsSync(b(this.root));
+  }
+
+  /** Reads a whole small file; null if it is larger than `max` bytes. */
+  readSmall(path: string, max: number): Buffer | null {
+    const fd = this.open(path, C.O_RDONLY);
+    try {
+      const size = Number(fs.fstatSync(fd, { bigint: true }).size);
+      if (size > max) return null;
+      const buf = Buffer.alloc(size);
+      let got = 0;
+      while (got < size) {
+        const n = fs.readSync(fd, buf, got, size - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Creates a new file with the given content (O_EXCL) and, if asked, fsyncs it. */
+  writeNew(path: string, data: Buffer, sync: boolean): void {
+    const fd = this.createExclusive(path, C.O_WRONLY);
+    try {
+      if (data.length > 0) fs.writeSync(fd, data, 0, data.length, 0);
+      if (sync) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Appends to an existing file and, if asked, fsyncs it. */
+  append(path: string, data: Buffer, sync: boolean): void {
+    const fd = this.open(path, C.O_WRONLY | C.O_APPEND);
+    try {
+      let done = 0;
+      while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, null);
+      if (sync) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}

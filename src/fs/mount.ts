@@ -1,0 +1,138 @@
+/**
+ * A mount's whole life: check the stick, mount, serve, write everything out at the end.
+ * Used by `pershome mount` (src/cli/) and by the login hook.
+ */
+import fs from "node:fs";
+import { fuse } from "../native/index.js";
+import type { FuseSession } from "../native/types.js";
+import { AREA_DIR, MARKER_FILE, checkMarker, makeMarker } from "../format/marker.js";
+import { log } from "../log.js";
+import { makeFilesystem } from "./filesystem.js";
+import { Layer } from "./layer.js";
+import { Lower } from "./lower.js";
+import * as files from "./ops/files.js";
+
+export interface MountOptions {
+  /** the stick's pershome directory */
+  lowerDir: string;
+  mountpoint: string;
+  uid: number;
+  gid: number;
+  allowOther: boolean;
+  debug?: boolean;
+  /** seconds the kernel may cache attributes and names (the layer is the only writer) */
+  cacheTimeout?: number;
+}
+
+/** A problem the user can fix: the message says what happened and what to do. */
+export class MountError extends Error {}
+
+const FS_NAMES: Record<number, string> = { 0x4d44: "FAT (vfat)", 0x2011bab0: "exFAT", 0x65735546: "FUSE (e.g. exfat-fuse)" };
+
+/** Checks the stick's pershome directory and writes the format marker if it has none. */
+export function prepareLower(lowerDir: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(lowerDir);
+  } catch {
+    throw new MountError(`${lowerDir} does not exist. Create a "pershome" folder on the stick (or run "pershome init").`);
+  }
+  if (st.isSymbolicLink()) throw new MountError(`${lowerDir} is a symbolic link; give the stick's real pershome folder.`);
+  if (!st.isDirectory()) throw new MountError(`${lowerDir} is not a folder.`);
+  const area = `${lowerDir}/${AREA_DIR}`;
+  const marker = `${area}/${MARKER_FILE}`;
+  let text: Buffer | null = null;
+  try {
+    const ast = fs.lstatSync(area);
+    if (!ast.isDirectory()) throw new MountError(`${area} is not a folder; the stick looks damaged: run "pershome check --repair".`);
+    const fd = fs.openSync(marker, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      const buf = Buffer.alloc(4096);
+      text = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    if (err instanceof MountError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  if (text) {
+    const check = checkMarker(text);
+    if (!check.ok && check.reason === "newer") {
+      throw new MountError(
+        `This stick was prepared by a newer pershome (format ${check.version}). Update pershome on this computer to use it.`,
+      );
+    }
+    if (!check.ok) log("warn", `${marker} is damaged; treating the stick as format 1 ("pershome check --repair" rewrites it)`);
+    return;
+  }
+  fs.mkdirSync(area, { recursive: true });
+  const fd = fs.openSync(marker, "wx");
+  fs.writeSync(fd, makeMarker());
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  log("info", `prepared ${lowerDir} for pershome (format marker written)`);
+}
+
+/** Mount options for the kernel: never setuid, never devices (docs/security in README). */
+export function kernelOptions(o: MountOptions): string[] {
+  const opts = [
+    `fsname=${o.lowerDir.replace(/[\\,]/g, (c) => "\\" + c)}`,
+    "subtype=pershome",
+    "default_permissions",
+    "nosuid",
+    "nodev",
+    "noatime",
+  ];
+  if (o.allowOther) opts.push("allow_other");
+  return opts;
+}
+
+export interface RunningMount {
+  session: FuseSession;
+  /** resolves when the mount has ended and everything is written */
+  done: Promise<void>;
+  unmount(): void;
+}
+
+export function startMount(o: MountOptions): RunningMount {
+  prepareLower(o.lowerDir);
+  const fsType = FS_NAMES[fs.statfsSync(o.lowerDir).type] ?? "not FAT";
+  log("info", `stick folder ${o.lowerDir} (${fsType}), mounting on ${o.mountpoint}`);
+  const timeout = o.cacheTimeout ?? 1;
+  const layer = new Layer(new Lower(Buffer.from(o.lowerDir).toString("latin1")), {
+    uid: o.uid,
+    gid: o.gid,
+    attrTimeout: timeout,
+    entryTimeout: timeout,
+  });
+  const filesystem = makeFilesystem(layer, fuse);
+  // Records not yet written reach the stick within 2 s; fsync writes them at once.
+  const timer = setInterval(() => layer.flushAll(false), 2000);
+  timer.unref();
+
+  let resolveDone: () => void = () => {};
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  const finish = (err?: Error): void => {
+    clearInterval(timer);
+    if (err) log("error", `the mount ended with an error: ${err.message}`);
+    for (const h of [...filesystem.files.values()]) {
+      try {
+        files.release(layer, h);
+      } catch (e) {
+        log("warn", `closing an open file at unmount: ${String(e)}`);
+      }
+    }
+    layer.flushAll(true);
+    log("info", `unmounted ${o.mountpoint}; everything is written to the stick`);
+    resolveDone();
+  };
+  let session: FuseSession;
+  try {
+    session = fuse.mount(o.mountpoint, filesystem.ops, { options: kernelOptions(o), debug: o.debug ?? false }, finish);
+  } catch (err) {
+    clearInterval(timer);
+    throw new MountError(`could not mount on ${o.mountpoint}: ${(err as Error).message}`);
+  }
+  return { session, done, unmount: () => session.unmount() };
+}

@@ -1,0 +1,93 @@
+/** Directory listing, directory fsync and statfs. */
+import type { Dirent, DirentPlus, StatfsInfo } from "../../native/types.js";
+import type { DirHandle } from "../handles.js";
+import type { Inode } from "../inode.js";
+import type { Layer } from "../layer.js";
+import { S_IFDIR, S_IFLNK, S_IFIFO, S_IFREG, S_IFSOCK } from "./modes.js";
+
+const align8 = (n: number): number => (n + 7) & ~7;
+/** struct fuse_dirent is 24 bytes + name; fuse_direntplus adds fuse_entry_out (128 bytes) */
+const direntSize = (nameLen: number): number => align8(24 + nameLen);
+const direntPlusSize = (nameLen: number): number => align8(128 + 24 + nameLen);
+const DOTS = [".", ".."];
+const UNKNOWN_INO = 0xffffffff;
+
+export function opendir(L: Layer, inode: Inode): DirHandle {
+  const index = L.dirIndex(inode);
+  return { kind: "dir", inode, names: [...index.byUser.keys()] };
+}
+
+/** The type bits readdir can tell without touching the stick. */
+function typeOf(L: Layer, dir: Inode, name: string): number {
+  const index = L.dirIndex(dir);
+  const entry = index.byUser.get(name);
+  if (!entry) return S_IFREG;
+  if (entry.isDir) return S_IFDIR;
+  const kind = index.meta.get(entry.stored)?.kind;
+  return kind === "l" ? S_IFLNK : kind === "p" ? S_IFIFO : kind === "s" ? S_IFSOCK : S_IFREG;
+}
+
+export function readdir(L: Layer, h: DirHandle, size: number, off: number): Dirent[] {
+  const out: Dirent[] = [];
+  let used = 0;
+  for (let i = off; i < h.names.length + 2; i++) {
+    const name = i < 2 ? DOTS[i]! : h.names[i - 2]!;
+    const need = direntSize(Buffer.byteLength(name, "latin1"));
+    if (used + need > size) break;
+    used += need;
+    const known = i < 2 ? null : h.inode.children.get(name);
+    out.push({
+      name: Buffer.from(name, "latin1"),
+      ino: known?.ino ?? UNKNOWN_INO,
+      mode: i < 2 ? S_IFDIR : typeOf(L, h.inode, name),
+      off: i + 1,
+    });
+  }
+  return out;
+}
+
+/**
+ * readdirplus: every entry comes with its attributes, and counts as a lookup. Only entries
+ * that fit are made, so lookup counts stay exact.
+ */
+export function readdirplus(L: Layer, h: DirHandle, size: number, off: number): DirentPlus[] {
+  const out: DirentPlus[] = [];
+  let used = 0;
+  for (let i = off; i < h.names.length + 2; i++) {
+    const name = i < 2 ? DOTS[i]! : h.names[i - 2]!;
+    const need = direntPlusSize(Buffer.byteLength(name, "latin1"));
+    if (used + need > size) break;
+    if (i < 2) {
+      used += need;
+      out.push({ name: Buffer.from(name), entry: { ...L.negativeEntry(), attrTimeout: 0, entryTimeout: 0 }, off: i + 1 });
+      continue;
+    }
+    const child = L.child(h.inode, name);
+    if (!child) continue; // removed since opendir
+    used += need;
+    out.push({ name: Buffer.from(name, "latin1"), entry: L.entry(child), off: i + 1 });
+  }
+  return out;
+}
+
+export function fsyncdir(L: Layer, inode: Inode): void {
+  const index = L.dirIndex(inode);
+  L.flushMeta(index.meta, true);
+  L.lower.fsyncDir(L.pathOf(inode));
+  index.entriesDirty = false;
+}
+
+export function statfs(L: Layer): StatfsInfo {
+  const st = L.lower.statfs();
+  return {
+    bsize: st.bsize,
+    frsize: st.bsize,
+    blocks: st.blocks,
+    bfree: st.bfree,
+    bavail: st.bavail,
+    files: st.files,
+    ffree: st.ffree,
+    favail: st.ffree,
+    namemax: 255,
+  };
+}

@@ -1,0 +1,284 @@
+/**
+ * Operations on names: lookup, creating special files and directories, removing, renaming,
+ * hard links, symlinks. Each returns what the kernel is answered with, or throws FsError.
+ */
+import { randomBytes } from "node:crypto";
+import { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR_OR_BLK } from "./modes.js";
+import type { Kind, MetaRecord } from "../../format/records.js";
+import type { EntryParam } from "../../native/types.js";
+import { E, fail } from "../errors.js";
+import { Inode } from "../inode.js";
+import { now } from "../layer.js";
+import type { Layer } from "../layer.js";
+
+const RENAME_NOREPLACE = 1;
+
+export function lookup(L: Layer, parent: Inode, name: string): EntryParam {
+  const child = L.child(parent, name);
+  if (!child) return L.negativeEntry();
+  const e = L.entry(child);
+  child.nlookup++;
+  return e;
+}
+
+export function forget(L: Layer, inode: Inode, n: number): void {
+  inode.nlookup -= n;
+  if (inode.nlookup <= 0 && inode.openCount === 0 && inode !== L.root) {
+    if (inode.dir) L.flushMeta(inode.dir.meta, false);
+    L.inodes.drop(inode);
+  }
+}
+
+function mustBeAbsent(L: Layer, parent: Inode, name: string): void {
+  if (L.dirIndex(parent).byUser.has(name)) fail(E.EEXIST);
+}
+
+/** Adds a freshly stored entry to the parent's index and the inode table. */
+export function adopt(L: Layer, parent: Inode, name: string, stored: string, kind: Kind): Inode {
+  L.dirIndex(parent).add(name, stored, kind === "d");
+  const inode = L.inodes.add((ino) => new Inode(ino, parent, name, stored, kind));
+  parent.children.set(name, inode);
+  return inode;
+}
+
+/** A special file (symlink, fifo, socket) or an empty regular file: a small stored file + record. */
+function makeFileLike(
+  L: Layer,
+  parent: Inode,
+  name: string,
+  kind: Kind,
+  mode: number,
+  content: Buffer,
+  extra: Partial<MetaRecord> = {},
+): EntryParam {
+  mustBeAbsent(L, parent, name);
+  const stored = L.createStored(parent, name, (path) => L.lower.writeNew(path, content, false));
+  const inode = adopt(L, parent, name, stored, kind);
+  const t = now();
+  L.refreshFingerprint(inode, { kind, mode: mode & 0o7777, mtime: t, ctime: t, ...extra });
+  L.touchDir(parent);
+  inode.nlookup++;
+  return L.entry(inode);
+}
+
+export function mknod(L: Layer, parent: Inode, name: string, mode: number): EntryParam {
+  const type = mode & S_IFMT;
+  if (type === S_IFREG || type === 0) return makeFileLike(L, parent, name, "f", mode, Buffer.alloc(0));
+  if (type === S_IFIFO) return makeFileLike(L, parent, name, "p", mode, Buffer.alloc(0));
+  if (type === S_IFSOCK) return makeFileLike(L, parent, name, "s", mode, Buffer.alloc(0));
+  if (S_IFCHR_OR_BLK.has(type)) fail(E.EPERM, "device nodes are never made on a stick");
+  fail(E.EINVAL);
+}
+
+export function symlink(L: Layer, parent: Inode, name: string, target: Buffer): EntryParam {
+  if (target.length === 0) fail(E.ENOENT);
+  if (target.length > 4095) fail(E.ENAMETOOLONG);
+  return makeFileLike(L, parent, name, "l", 0o777, target, { target: target.toString("latin1") });
+}
+
+export function readlink(L: Layer, inode: Inode): Buffer {
+  if (inode.kind !== "l") fail(E.EINVAL);
+  L.describe(inode);
+  const { meta, name } = L.slotOf(inode);
+  const target = meta.get(name)?.target;
+  if (target === undefined) fail(E.EINVAL);
+  return Buffer.from(target, "latin1");
+}
+
+export function mkdir(L: Layer, parent: Inode, name: string, mode: number): EntryParam {
+  mustBeAbsent(L, parent, name);
+  const stored = L.createStored(parent, name, (path) => L.lower.mkdir(path));
+  const inode = adopt(L, parent, name, stored, "d");
+  L.newDirIndex(inode);
+  const t = now();
+  L.updateRecord(inode, { kind: "d", mode: mode & 0o7777, mtime: t, ctime: t });
+  L.touchDir(parent);
+  inode.nlookup++;
+  return L.entry(inode);
+}
+
+/** Takes one name away from a hard-linked file; its data goes with the last name. */
+function dropLinkName(L: Layer, inode: Inode): void {
+  const { meta, name } = L.slotOf(inode);
+  const links = (meta.get(name)?.nlink ?? 1) - 1;
+  if (links > 0) {
+    L.updateRecord(inode, { nlink: links, ctime: now() });
+    inode.nlink = links;
+    return;
+  }
+  L.describe(inode); // keep a description for handles still open
+  L.lower.unlink(L.pathOf(inode));
+  L.dirIndex(L.links).remove(inode.stored);
+  meta.delete(name);
+  inode.linked = false;
+}
+
+/** The bookkeeping after a name disappeared from the stick (unlink, rmdir, rename over). */
+function forgetName(L: Layer, parent: Inode, name: string, stored: string, inode: Inode | null): void {
+  const index = L.dirIndex(parent);
+  index.remove(name);
+  index.entriesDirty = true;
+  index.meta.delete(stored);
+  if (parent.children.get(name) === inode) parent.children.delete(name);
+  if (!inode) return;
+  if (inode.kind === "h") dropLinkName(L, inode);
+  else inode.linked = false;
+}
+
+export function unlink(L: Layer, parent: Inode, name: string): void {
+  const entry = L.dirIndex(parent).byUser.get(name) ?? fail(E.ENOENT);
+  const inode = L.child(parent, name);
+  if (inode?.isDir) fail(E.EISDIR);
+  if (inode && inode.kind !== "h") L.describe(inode);
+  L.lower.unlink(L.pathOf(parent) + "/" + entry.stored);
+  forgetName(L, parent, name, entry.stored, inode);
+  L.touchDir(parent);
+}
+
+export function rmdir(L: Layer, parent: Inode, name: string): void {
+  const entry = L.dirIndex(parent).byUser.get(name) ?? fail(E.ENOENT);
+  const inode = L.child(parent, name) ?? fail(E.ENOENT);
+  if (!inode.isDir) fail(E.ENOTDIR);
+  const index = L.dirIndex(inode);
+  if (index.size > 0) fail(E.ENOTEMPTY);
+  L.describe(inode);
+  index.meta.removeFiles();
+  L.lower.rmdir(L.pathOf(inode));
+  forgetName(L, parent, name, entry.stored, inode);
+  L.touchDir(parent);
+}
+
+function isInside(dir: Inode, ancestor: Inode): boolean {
+  for (let d: Inode | null = dir; d; d = d.parent) if (d === ancestor) return true;
+  return false;
+}
+
+export function rename(L: Layer, parent: Inode, name: string, newParent: Inode, newName: string, flags: number): void {
+  if (flags & ~RENAME_NOREPLACE) fail(E.EINVAL); // RENAME_EXCHANGE/WHITEOUT: FAT cannot do them
+  const srcIndex = L.dirIndex(parent);
+  const dstIndex = L.dirIndex(newParent);
+  const srcEntry = srcIndex.byUser.get(name) ?? fail(E.ENOENT);
+  const src = L.child(parent, name) ?? fail(E.ENOENT);
+  if (parent === newParent && name === newName) return;
+  if (src.isDir && isInside(newParent, src)) fail(E.EINVAL);
+  const dstEntry = dstIndex.byUser.get(newName);
+  let dst: Inode | null = null;
+  let target: string;
+  if (dstEntry) {
+    if (flags & RENAME_NOREPLACE) fail(E.EEXIST);
+    dst = L.child(newParent, newName);
+    if (dst === src) return; // two names of one file: POSIX says do nothing
+    if (dst?.isDir && !src.isDir) fail(E.EISDIR);
+    if (dst && !dst.isDir && src.isDir) fail(E.ENOTDIR);
+    if (dst?.isDir) {
+      if (L.dirIndex(dst).size > 0) fail(E.ENOTEMPTY);
+      L.dirIndex(dst).meta.removeFiles();
+    }
+    if (dst) L.describe(dst);
+    target = dstEntry.stored;
+  } else {
+    target = L.freeStoredName(newParent, newName, parent === newParent ? srcEntry.stored : undefined);
+  }
+  const record = srcIndex.meta.get(srcEntry.stored);
+  const srcPath = L.pathOf(parent) + "/" + srcEntry.stored;
+  const dstPath = L.pathOf(newParent) + "/" + target;
+  L.lower.rename(srcPath, dstPath);
+
+  srcIndex.remove(name);
+  srcIndex.entriesDirty = true;
+  srcIndex.meta.delete(srcEntry.stored);
+  if (parent.children.get(name) === src) parent.children.delete(name);
+  if (dstEntry) forgetName(L, newParent, newName, dstEntry.stored, dst);
+  dstIndex.add(newName, target, src.isDir);
+  dstIndex.entriesDirty = true;
+  if (src.kind !== "h") {
+    src.parent = newParent;
+    src.name = newName;
+    src.stored = target;
+  }
+  newParent.children.set(newName, src);
+  const t = now();
+  // The moved entry's record follows it; a replaced target's record must not stay behind.
+  const facts = src.isDir ? null : L.lower.stat(dstPath);
+  const moved: MetaRecord | undefined = record && { ...record, name: target, ctime: t };
+  if (moved && facts && moved.fp) moved.fp = [facts.size, Math.floor(facts.mtimeMs)];
+  if (moved) dstIndex.meta.set(moved);
+  else dstIndex.meta.delete(target);
+  src.desc = null;
+  L.touchDir(parent);
+  if (newParent !== parent) L.touchDir(newParent);
+}
+
+function placeholder(id: string): Buffer {
+  return Buffer.from(`pershome: this file has several names (hard links); its data is in .pershome/links/${id}\r\n`);
+}
+
+/** Makes sure .pershome/links exists on the stick. */
+function ensureLinksDir(L: Layer): void {
+  const areaPath = L.pathOf(L.area);
+  if (!L.lower.stat(areaPath)) L.lower.mkdir(areaPath);
+  const linksPath = L.pathOf(L.links);
+  if (!L.lower.stat(linksPath)) {
+    L.lower.mkdir(linksPath);
+    L.newDirIndex(L.links);
+  }
+}
+
+/** Moves a file's data into .pershome/links and leaves a placeholder under its name. */
+function convertToLink(L: Layer, inode: Inode): void {
+  ensureLinksDir(L);
+  const id = randomBytes(12).toString("hex");
+  const parent = inode.parent ?? fail(E.ESTALE);
+  const dataPath = L.pathOf(inode);
+  const { meta } = L.slotOf(inode);
+  const desc = L.describe(inode);
+  const cur = meta.get(inode.stored);
+  const links = L.dirIndex(L.links);
+  const linkPath = L.pathOf(L.links) + "/" + id;
+  // 1. the data's record (with the count) is durable before anything moves
+  links.meta.set({
+    ...(cur ?? { mode: desc.mode & 0o7777, mtime: desc.mtime }),
+    name: id,
+    kind: "f",
+    nlink: 1,
+    writing: true,
+  });
+  L.flushMeta(links.meta, true);
+  // 2. the data moves; 3. a placeholder takes its old name
+  L.lower.rename(dataPath, linkPath);
+  links.add(id, id, false);
+  L.lower.writeNew(dataPath, placeholder(id), false);
+  const facts = L.lower.stat(dataPath);
+  meta.set({ name: inode.stored, kind: "h", linkId: id, fp: facts ? [facts.size, Math.floor(facts.mtimeMs)] : [0, 0] });
+  inode.kind = "h";
+  inode.linkId = id;
+  inode.parent = L.links;
+  inode.stored = id;
+  L.inodes.becameLink(inode);
+  parent.children.set(inode.name, inode);
+  L.refreshFingerprint(inode, { writing: inode.writers > 0 });
+}
+
+export function link(L: Layer, inode: Inode, newParent: Inode, newName: string): EntryParam {
+  if (inode.isDir) fail(E.EPERM);
+  if (!inode.linked) fail(E.ENOENT);
+  mustBeAbsent(L, newParent, newName);
+  if (inode.kind === "l" || inode.kind === "p" || inode.kind === "s") fail(E.EPERM, "hard links to special files are not supported on a stick");
+  if (inode.kind !== "h") convertToLink(L, inode);
+  const { meta, name } = L.slotOf(inode);
+  const count = (meta.get(name)?.nlink ?? 1) + 1;
+  // the count goes up (durably) before the new name exists: a crash leaks, never loses
+  L.updateRecord(inode, { nlink: count, ctime: now() });
+  L.flushMeta(meta, true);
+  const id = inode.linkId ?? fail(E.EIO);
+  const stored = L.createStored(newParent, newName, (path) => L.lower.writeNew(path, placeholder(id), false));
+  const index = L.dirIndex(newParent);
+  index.add(newName, stored, false);
+  const facts = L.lower.stat(L.pathOf(newParent) + "/" + stored);
+  index.meta.set({ name: stored, kind: "h", linkId: id, fp: facts ? [facts.size, Math.floor(facts.mtimeMs)] : [0, 0] });
+  newParent.children.set(newName, inode);
+  inode.nlink = count;
+  L.touchDir(newParent);
+  inode.nlookup++;
+  return L.entry(inode);
+}

@@ -1,0 +1,190 @@
+/** Attributes and file contents: getattr/setattr, open/create, read/write, fsync, release. */
+import fs from "node:fs";
+import { SetattrValid as V } from "../../native/types.js";
+import type { Attr, EntryParam } from "../../native/types.js";
+import type { MetaRecord, Timespec } from "../../format/records.js";
+import { log, showPath, warnOnce } from "../../log.js";
+import { E, fail, hasCode } from "../errors.js";
+import type { FileHandle } from "../handles.js";
+import type { Inode } from "../inode.js";
+import { now } from "../layer.js";
+import type { Layer } from "../layer.js";
+import { adopt } from "./entries.js";
+
+const C = fs.constants;
+const O_ACCMODE = 3;
+const UNCHANGED_ID = 0xffffffff;
+
+export function getattr(L: Layer, inode: Inode, h: FileHandle | undefined): Attr {
+  if (!inode.linked && h && inode.desc) {
+    // unlinked but open: the stored name is gone, the open file is not
+    inode.desc = { ...inode.desc, size: L.lower.fstat(h.fd).size };
+  }
+  return L.attr(inode);
+}
+
+function truncate(L: Layer, inode: Inode, size: number, h: FileHandle | undefined): void {
+  if (inode.isDir) fail(E.EISDIR);
+  if (inode.kind === "l" || inode.kind === "p" || inode.kind === "s") fail(E.EINVAL);
+  if (h?.writable) {
+    L.lower.ftruncate(h.fd, size);
+    return;
+  }
+  const fd = L.lower.open(L.pathOf(inode), C.O_WRONLY);
+  try {
+    L.lower.ftruncate(fd, size);
+  } finally {
+    L.lower.close(fd);
+  }
+}
+
+export function setattr(L: Layer, inode: Inode, attr: Attr, valid: number, h: FileHandle | undefined): Attr {
+  // uid/gid are not carried between machines: files belong to the mounting user.
+  if (valid & V.UID && attr.uid !== L.opts.uid && attr.uid !== UNCHANGED_ID) fail(E.EPERM);
+  if (valid & V.GID && attr.gid !== L.opts.gid && attr.gid !== UNCHANGED_ID) fail(E.EPERM);
+  const t = now();
+  const changes: Partial<MetaRecord> = { ctime: t };
+  if (valid & V.MODE) changes.mode = attr.mode & 0o7777;
+  if (valid & V.SIZE) {
+    truncate(L, inode, attr.size, h);
+    changes.mtime = t;
+  }
+  if (valid & V.ATIME_NOW) changes.atime = t;
+  else if (valid & V.ATIME) changes.atime = [attr.atimeSec, attr.atimeNsec];
+  let mtime: Timespec | undefined;
+  if (valid & V.MTIME_NOW) mtime = t;
+  else if (valid & V.MTIME) mtime = [attr.mtimeSec, attr.mtimeNsec];
+  if (mtime) {
+    changes.mtime = mtime;
+    setStoredMtime(L, inode, mtime);
+  }
+  if (inode.linked) L.refreshFingerprint(inode, changes);
+  else if (inode.desc) inode.desc = { ...inode.desc, mode: (inode.desc.mode & ~0o7777) | (changes.mode ?? inode.desc.mode & 0o7777) };
+  return L.attr(inode);
+}
+
+/** Gives the stick a matching mtime too, so Windows and macOS show a sensible date. */
+function setStoredMtime(L: Layer, inode: Inode, [sec, nsec]: Timespec): void {
+  if (!inode.linked) return;
+  try {
+    L.lower.setMtime(L.pathOf(inode), sec, nsec);
+  } catch {
+    // FAT cannot hold every date (before 1980, after 2107): the record keeps the real one.
+  }
+}
+
+function openFlags(flags: number): number {
+  // The kernel computes append offsets itself and passes O_TRUNC here (atomic_o_trunc);
+  // O_SYNC/O_DSYNC go down so synchronous writes stay synchronous on the stick.
+  return (flags & O_ACCMODE) | (flags & (C.O_TRUNC | C.O_SYNC | C.O_DSYNC));
+}
+
+function startHandle(L: Layer, inode: Inode, fd: number, flags: number): FileHandle {
+  const writable = (flags & O_ACCMODE) !== C.O_RDONLY;
+  inode.openCount++;
+  if (writable) {
+    inode.writers++;
+    // Trust this record even if a pull cuts the write short (docs/format.md, "w").
+    if (inode.writers === 1) L.updateRecord(inode, { writing: true });
+  }
+  return { kind: "file", fd, inode, writable, dirty: (flags & C.O_TRUNC) !== 0 };
+}
+
+export function open(L: Layer, inode: Inode, flags: number): FileHandle {
+  if (inode.isDir) fail(E.EISDIR);
+  if (inode.kind === "l") fail(E.ELOOP);
+  const fd = L.lower.open(L.pathOf(inode), openFlags(flags));
+  const h = startHandle(L, inode, fd, flags);
+  if (flags & C.O_TRUNC) L.updateRecord(inode, { mtime: now(), ctime: now() });
+  return h;
+}
+
+export function create(L: Layer, parent: Inode, name: string, mode: number, flags: number): { entry: EntryParam; h: FileHandle } {
+  if (L.dirIndex(parent).byUser.has(name)) fail(E.EEXIST);
+  let fd = -1;
+  const stored = L.createStored(parent, name, (path) => {
+    fd = L.lower.createExclusive(path, openFlags(flags) & ~C.O_TRUNC);
+  });
+  const inode = adopt(L, parent, name, stored, "f");
+  const t = now();
+  L.refreshFingerprint(inode, { kind: "f", mode: mode & 0o7777, mtime: t, ctime: t });
+  L.touchDir(parent);
+  const h = startHandle(L, inode, fd, flags);
+  inode.nlookup++;
+  return { entry: L.entry(inode), h };
+}
+
+/** One buffer for every read: replies copy it out before the next request is served. */
+let readBuf = Buffer.allocUnsafe(1 << 20);
+
+export function read(L: Layer, h: FileHandle, size: number, off: number): { buf: Buffer; length: number } {
+  if (size > readBuf.length) readBuf = Buffer.allocUnsafe(size);
+  const n = L.lower.read(h.fd, readBuf, size, off);
+  return { buf: readBuf, length: n };
+}
+
+export function write(L: Layer, h: FileHandle, data: Buffer, off: number): number {
+  let n: number;
+  try {
+    n = L.lower.write(h.fd, data, off);
+  } catch (err) {
+    if (hasCode(err, "EFBIG")) {
+      warnOnce(`efbig:${h.inode.ino}`, `cannot grow ${showPath(L.pathOf(h.inode))} past 4 GiB: FAT32 cannot hold larger files (use an exFAT stick for such files)`);
+    }
+    throw err;
+  }
+  if (!h.dirty) h.dirty = true;
+  const t = now();
+  L.updateRecord(h.inode, { mtime: t, ctime: t });
+  return n;
+}
+
+/** Brings the record up to date with data written through this handle. */
+function settle(L: Layer, h: FileHandle, closing: boolean): void {
+  const inode = h.inode;
+  if (!inode.linked) return;
+  const stillWriting = inode.writers - (closing && h.writable ? 1 : 0) > 0;
+  if (h.dirty || (closing && h.writable && !stillWriting)) L.refreshFingerprint(inode, { writing: stillWriting });
+  h.dirty = false;
+}
+
+export function fsync(L: Layer, h: FileHandle, datasync: boolean): void {
+  if (datasync) L.lower.fdatasync(h.fd);
+  else L.lower.fsync(h.fd);
+  settle(L, h, false);
+  syncEntry(L, h.inode);
+}
+
+/** Makes an inode's record and its directory entry durable (after its data). */
+export function syncEntry(L: Layer, inode: Inode): void {
+  if (!inode.linked) return;
+  const { meta } = L.slotOf(inode);
+  L.flushMeta(meta, true);
+  const parent = inode.parent;
+  if (parent?.dir?.entriesDirty) {
+    L.lower.fsyncDir(L.pathOf(parent));
+    parent.dir.entriesDirty = false;
+  }
+}
+
+export function release(L: Layer, h: FileHandle): void {
+  try {
+    settle(L, h, true);
+  } catch (err) {
+    log("warn", `could not update metadata of ${showPath(String(h.inode.name))}: ${String(err)}`);
+  }
+  h.inode.openCount--;
+  if (h.writable) h.inode.writers--;
+  L.lower.close(h.fd);
+  if (h.inode.nlookup <= 0 && h.inode.openCount === 0 && h.inode !== L.root) L.inodes.drop(h.inode);
+}
+
+export function fallocate(L: Layer, h: FileHandle, mode: number, off: number, length: number): void {
+  if (mode !== 0) fail(E.EOPNOTSUPP);
+  if (!h.writable) fail(E.EBADF);
+  const size = L.lower.fstat(h.fd).size;
+  if (off + length > size) {
+    L.lower.ftruncate(h.fd, off + length);
+    h.dirty = true;
+  }
+}

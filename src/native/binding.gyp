@@ -1,0 +1,25 @@
+# Builds the libfuse3 low-level addon: build/Release/pershome_fuse.node
+#   node-gyp rebuild --directory src/native
+# ASan variant (test/native/asan.test.ts): the test copies this file and fuse_ll.c to
+# .cache/native-asan/ and builds there with PERSHOME_ASAN=1, so the regular build above
+# is never clobbered while other tests use it.
+{
+  "variables": {
+    "asan%": "<!(echo ${PERSHOME_ASAN:-0})"
+  },
+  "targets": [
+    {
+      "target_name": "pershome_fuse",
+      "sources": ["fuse_ll.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["<!@(pkg-config --cflags fuse3)", "-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "libraries": ["<!@(pkg-config --libs fuse3)"],
+      "conditions": [
+        ["asan==1", {
+          "cflags": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"],
+          "ldflags": ["-fsanitize=address"]
+        }]
+      ]
+    }
+  ]
+}

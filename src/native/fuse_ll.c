@@ -1,0 +1,824 @@
+/*
+ * pershome_fuse: libfuse3 low-level (inode) API as a Node-API addon.
+ *
+ * Transport and marshalling only; every filesystem decision lives in TypeScript.
+ * Everything runs on the JS thread: libuv polls the non-blocking /dev/fuse fd, we read
+ * and dispatch requests in the poll callback, and each low-level callback calls the
+ * JS op synchronously. Replies may come then or later. See docs/native-addon.md.
+ */
+#define FUSE_USE_VERSION 34
+#define _GNU_SOURCE
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_CAP 1025 /* FUSE_NAME_MAX (1024) + NUL */
+#define BATCH 64      /* requests per poll wakeup, so timers and I/O get a turn */
+
+enum { OP_INIT, OP_DESTROY, OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK,
+       OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN,
+       OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_OPENDIR, OP_READDIR,
+       OP_READDIRPLUS, OP_RELEASEDIR, OP_FSYNCDIR, OP_STATFS, OP_SETXATTR, OP_GETXATTR,
+       OP_LISTXATTR, OP_REMOVEXATTR, OP_CREATE, OP_FALLOCATE, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {
+    "init", "destroy", "lookup", "forget", "getattr", "setattr", "readlink", "mknod",
+    "mkdir", "unlink", "rmdir", "symlink", "rename", "link", "open", "read", "write",
+    "flush", "release", "fsync", "opendir", "readdir", "readdirplus", "releasedir",
+    "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr", "removexattr", "create",
+    "fallocate"};
+
+enum { MOUNTED, ENDING, ENDED };
+typedef struct session session;
+
+/* What a JS FuseReq wraps. `s` is set only while the request is outstanding on a live
+ * session; `replied` guards against a second reply (libfuse frees req on the first). */
+typedef struct reqw {
+  fuse_req_t req;
+  session *s;
+  struct reqw *prev, *next;
+  size_t size; /* size the kernel asked for (read/readdir/xattr), 0 if none */
+  int replied;
+} reqw;
+
+struct session {
+  napi_env env;
+  struct fuse_session *se;
+  uv_poll_t *poll;
+  struct fuse_buf buf; /* receive buffer, reused for every request */
+  napi_ref self, ops, on_exit, fn[OP_COUNT];
+  napi_async_context actx;
+  reqw *reqs; /* outstanding requests */
+  session *next_live;
+  unsigned max_write, max_read;
+  int readdirplus, writeback, atomic_trunc;
+  int state, dispatching, in_cb, orphan, no_js;
+  char *end_msg; /* why the session ended, if by error */
+};
+
+/* ---- small helpers ---- */
+
+#define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)
+#define ARGS(n) napi_value argv[n]; size_t argc = n; \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
+
+static napi_value num(napi_env env, double d) { napi_value v; napi_create_double(env, d, &v); return v; }
+static napi_value u32(napi_env env, uint32_t u) { napi_value v; napi_create_uint32(env, u, &v); return v; }
+static napi_value boolean(napi_env env, int b) { napi_value v; napi_get_boolean(env, b, &v); return v; }
+static napi_value undef(napi_env env) { napi_value v; napi_get_undefined(env, &v); return v; }
+static napi_value bytes(napi_env env, const void *p, size_t n) {
+  napi_value v; void *d; napi_create_buffer_copy(env, n, p, &d, &v); return v;
+}
+static napi_value name_buf(napi_env env, const char *s) { return bytes(env, s, strlen(s)); }
+
+static int fail(napi_env env, const char *fmt, ...) {
+  char msg[256]; va_list ap; va_start(ap, fmt); vsnprintf(msg, sizeof msg, fmt, ap); va_end(ap);
+  napi_throw_type_error(env, NULL, msg);
+  return 0;
+}
+
+/* Reads obj[key] as a number; throws a TypeError naming the field if it is not one. */
+static int get_num(napi_env env, napi_value obj, const char *key, double *out) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok) return 0;
+  if (napi_get_value_double(env, v, out) != napi_ok) return fail(env, "%s must be a number", key);
+  return 1;
+}
+static int get_opt(napi_env env, napi_value obj, const char *key, napi_value *out) {
+  napi_valuetype t;
+  if (napi_get_named_property(env, obj, key, out) != napi_ok) return 0;
+  napi_typeof(env, *out, &t);
+  return t != napi_undefined && t != napi_null;
+}
+
+/* Raw bytes of a Buffer/Uint8Array (or a string, as UTF-8, for convenience) copied to a
+ * NUL-terminated name; names with a NUL inside cannot exist on Linux. */
+static int get_name(napi_env env, napi_value v, char *out, size_t cap, const char *what) {
+  void *d; size_t n; napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_string) {
+    if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok || n >= cap)
+      return fail(env, "%s too long", what);
+    napi_get_value_string_utf8(env, v, out, cap, &n);
+  } else {
+    if (napi_get_buffer_info(env, v, &d, &n) != napi_ok) return fail(env, "%s must be a Buffer", what);
+    if (n >= cap) return fail(env, "%s too long", what);
+    memcpy(out, d, n); out[n] = 0;
+  }
+  if (strlen(out) != n) return fail(env, "%s contains a NUL byte", what);
+  return 1;
+}
+
+/* Prints a pending JS exception (with stack) and clears it; copies the text to msg. */
+static void log_exception(napi_env env, const char *what, char *msg, size_t cap) {
+  napi_value exc, str = NULL, stack; napi_valuetype t;
+  char buf[2048] = "(unprintable exception)";
+  napi_get_and_clear_last_exception(env, &exc);
+  napi_typeof(env, exc, &t);
+  if (t == napi_object && napi_get_named_property(env, exc, "stack", &stack) == napi_ok &&
+      napi_typeof(env, stack, &t) == napi_ok && t == napi_string) str = stack;
+  else if (napi_coerce_to_string(env, exc, &str) != napi_ok) { napi_get_and_clear_last_exception(env, &exc); str = NULL; }
+  if (str) napi_get_value_string_utf8(env, str, buf, sizeof buf, NULL);
+  fprintf(stderr, "pershome_fuse: %s threw: %s\n", what, buf);
+  if (msg) snprintf(msg, cap, "%s threw: %s", what, buf);
+}
+
+/* ---- struct <-> JS conversions ---- */
+
+#define PROP(k, v) {k, NULL, NULL, NULL, NULL, v, napi_default_jsproperty, NULL}
+
+static napi_value attr_obj(napi_env env, const struct stat *st) {
+  napi_value o; napi_create_object(env, &o);
+  napi_property_descriptor d[] = {
+      PROP("ino", num(env, st->st_ino)), PROP("mode", u32(env, st->st_mode)),
+      PROP("nlink", num(env, st->st_nlink)), PROP("uid", u32(env, st->st_uid)),
+      PROP("gid", u32(env, st->st_gid)), PROP("rdev", num(env, st->st_rdev)),
+      PROP("size", num(env, st->st_size)), PROP("blocks", num(env, st->st_blocks)),
+      PROP("blksize", num(env, st->st_blksize)),
+      PROP("atimeSec", num(env, st->st_atim.tv_sec)), PROP("atimeNsec", num(env, st->st_atim.tv_nsec)),
+      PROP("mtimeSec", num(env, st->st_mtim.tv_sec)), PROP("mtimeNsec", num(env, st->st_mtim.tv_nsec)),
+      PROP("ctimeSec", num(env, st->st_ctim.tv_sec)), PROP("ctimeNsec", num(env, st->st_ctim.tv_nsec))};
+  napi_define_properties(env, o, sizeof d / sizeof d[0], d);
+  return o;
+}
+
+static int to_stat(napi_env env, napi_value o, struct stat *st) {
+  static const char *const k[] = {"ino", "mode", "nlink", "uid", "gid", "rdev", "size",
+      "blocks", "blksize", "atimeSec", "atimeNsec", "mtimeSec", "mtimeNsec", "ctimeSec", "ctimeNsec"};
+  double v[15]; napi_valuetype t;
+  if (napi_typeof(env, o, &t) != napi_ok || t != napi_object) return fail(env, "attr must be an object");
+  for (int i = 0; i < 15; i++) if (!get_num(env, o, k[i], &v[i])) return 0;
+  memset(st, 0, sizeof *st);
+  st->st_ino = v[0]; st->st_mode = v[1]; st->st_nlink = v[2]; st->st_uid = v[3];
+  st->st_gid = v[4]; st->st_rdev = v[5]; st->st_size = v[6]; st->st_blocks = v[7];
+  st->st_blksize = v[8];
+  st->st_atim.tv_sec = v[9]; st->st_atim.tv_nsec = v[10];
+  st->st_mtim.tv_sec = v[11]; st->st_mtim.tv_nsec = v[12];
+  st->st_ctim.tv_sec = v[13]; st->st_ctim.tv_nsec = v[14];
+  return 1;
+}
+
+static int to_entry(napi_env env, napi_value o, struct fuse_entry_param *e) {
+  double ino, gen; napi_value attr; napi_valuetype t;
+  if (napi_typeof(env, o, &t) != napi_ok || t != napi_object) return fail(env, "entry must be an object");
+  memset(e, 0, sizeof *e);
+  if (!get_num(env, o, "ino", &ino) || !get_num(env, o, "generation", &gen) ||
+      !get_num(env, o, "attrTimeout", &e->attr_timeout) ||
+      !get_num(env, o, "entryTimeout", &e->entry_timeout) ||
+      napi_get_named_property(env, o, "attr", &attr) != napi_ok || !to_stat(env, attr, &e->attr))
+    return 0;
+  e->ino = ino; e->generation = gen;
+  return 1;
+}
+
+static int to_open(napi_env env, napi_value o, struct fuse_file_info *fi) {
+  double fh; napi_value v; bool b;
+  memset(fi, 0, sizeof *fi);
+  if (!get_num(env, o, "fh", &fh)) return 0;
+  fi->fh = fh;
+  if (get_opt(env, o, "directIo", &v) && napi_get_value_bool(env, v, &b) == napi_ok) fi->direct_io = b;
+  if (get_opt(env, o, "keepCache", &v) && napi_get_value_bool(env, v, &b) == napi_ok) fi->keep_cache = b;
+  if (get_opt(env, o, "nonseekable", &v) && napi_get_value_bool(env, v, &b) == napi_ok) fi->nonseekable = b;
+  return 1;
+}
+
+static napi_value fi_obj(napi_env env, const struct fuse_file_info *fi) {
+  napi_value o, lo; napi_create_object(env, &o);
+  napi_create_bigint_uint64(env, fi->lock_owner, &lo);
+  napi_property_descriptor d[] = {
+      PROP("fh", num(env, fi->fh)), PROP("flags", num(env, fi->flags)),
+      PROP("writepage", boolean(env, fi->writepage)), PROP("lockOwner", lo),
+      PROP("flush", boolean(env, fi->flush))};
+  napi_define_properties(env, o, 5, d);
+  return o;
+}
+
+/* ---- requests ---- */
+
+static void unlink_req(reqw *w) {
+  if (w->prev) w->prev->next = w->next; else w->s->reqs = w->next;
+  if (w->next) w->next->prev = w->prev;
+  w->s = NULL; w->prev = w->next = NULL;
+}
+
+/* GC'd without an answer: answer EIO so the calling process does not hang. */
+static void req_finalize(napi_env env, void *data, void *hint) {
+  reqw *w = data; (void)env; (void)hint;
+  if (w->s && !w->replied) { unlink_req(w); fuse_reply_err(w->req, EIO); }
+  free(w);
+}
+
+/* Unwraps a FuseReq for a reply; throws if it was already answered. */
+static reqw *get_req(napi_env env, napi_value v) {
+  reqw *w;
+  if (napi_unwrap(env, v, (void **)&w) != napi_ok || !w) { fail(env, "not a FuseReq"); return NULL; }
+  if (w->replied) { napi_throw_error(env, "EALREADY", "FUSE request already replied"); return NULL; }
+  return w;
+}
+
+/* Marks w answered; returns the libfuse request to reply to, or NULL when the session
+ * has ended (then there is nobody to answer and the reply is silently dropped). */
+static fuse_req_t finish(reqw *w) {
+  fuse_req_t r = w->s ? w->req : NULL;
+  w->replied = 1;
+  if (w->s) unlink_req(w);
+  w->req = NULL;
+  return r;
+}
+
+/* Calls ops[op](...argv) with `this` = ops; on a throw logs it and returns 0. */
+static int call_js(session *s, int op, size_t argc, napi_value *argv, char *msg, size_t cap) {
+  napi_env env = s->env; napi_value fn, recv, res;
+  if (!s->fn[op]) return 1;
+  napi_get_reference_value(env, s->fn[op], &fn);
+  napi_get_reference_value(env, s->ops, &recv);
+  if (napi_call_function(env, recv, fn, argc, argv, &res) == napi_ok) return 1;
+  log_exception(env, op_names[op], msg, cap);
+  return 0;
+}
+
+/* Wraps req into a JS FuseReq (argv[0]) and calls the op; never leaves req unanswered. */
+static void dispatch(fuse_req_t req, int op, size_t argc, napi_value *argv, size_t size) {
+  session *s = fuse_req_userdata(req);
+  napi_env env = s->env; napi_value obj;
+  const struct fuse_ctx *c = fuse_req_ctx(req);
+  reqw *w = calloc(1, sizeof *w);
+  if (!w) { fuse_reply_err(req, ENOMEM); return; }
+  w->req = req; w->s = s; w->size = size;
+  w->next = s->reqs; if (s->reqs) s->reqs->prev = w; s->reqs = w;
+  napi_property_descriptor d[] = {
+      PROP("uid", u32(env, c->uid)), PROP("gid", u32(env, c->gid)),
+      PROP("pid", u32(env, c->pid)), PROP("umask", u32(env, c->umask))};
+  d[0].attributes = d[1].attributes = d[2].attributes = d[3].attributes = napi_enumerable;
+  if (napi_create_object(env, &obj) != napi_ok || napi_define_properties(env, obj, 4, d) != napi_ok ||
+      napi_wrap(env, obj, w, req_finalize, NULL, NULL) != napi_ok) {
+    napi_value e; napi_get_and_clear_last_exception(env, &e);
+    unlink_req(w); free(w); fuse_reply_err(req, EIO); return;
+  }
+  argv[0] = obj;
+  if (!call_js(s, op, argc, argv, NULL, 0) && !w->replied) fuse_reply_err(finish(w), EIO);
+}
+
+/* ---- low-level callbacks: marshal arguments, then dispatch ---- */
+
+#define SESSION session *s = fuse_req_userdata(req); napi_env env = s->env
+#define INO(i) num(env, (double)(i))
+#define DISPATCH(op, size, ...) do { napi_value a[] = {NULL, __VA_ARGS__}; \
+    dispatch(req, op, sizeof a / sizeof a[0], a, size); } while (0)
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t p, const char *name) {
+  SESSION; DISPATCH(OP_LOOKUP, 0, INO(p), name_buf(env, name));
+}
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
+  SESSION; napi_value a[] = {INO(ino), num(env, n)};
+  call_js(s, OP_FORGET, 2, a, NULL, 0);
+  fuse_reply_none(req);
+}
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f) {
+  SESSION;
+  for (size_t i = 0; i < count; i++) {
+    napi_handle_scope hs; napi_open_handle_scope(env, &hs);
+    napi_value a[] = {INO(f[i].ino), num(env, f[i].nlookup)};
+    call_js(s, OP_FORGET, 2, a, NULL, 0);
+    napi_close_handle_scope(env, hs);
+  }
+  fuse_reply_none(req);
+}
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_GETATTR, 0, INO(ino), fi ? num(env, fi->fh) : undef(env));
+}
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi) {
+  SESSION; attr->st_ino = ino;
+  DISPATCH(OP_SETATTR, 0, INO(ino), attr_obj(env, attr), num(env, to_set),
+           fi ? num(env, fi->fh) : undef(env));
+}
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { SESSION; DISPATCH(OP_READLINK, 0, INO(ino)); }
+static void ll_mknod(fuse_req_t req, fuse_ino_t p, const char *name, mode_t mode, dev_t rdev) {
+  SESSION; DISPATCH(OP_MKNOD, 0, INO(p), name_buf(env, name), u32(env, mode), num(env, rdev));
+}
+static void ll_mkdir(fuse_req_t req, fuse_ino_t p, const char *name, mode_t mode) {
+  SESSION; DISPATCH(OP_MKDIR, 0, INO(p), name_buf(env, name), u32(env, mode));
+}
+static void ll_unlink(fuse_req_t req, fuse_ino_t p, const char *name) {
+  SESSION; DISPATCH(OP_UNLINK, 0, INO(p), name_buf(env, name));
+}
+static void ll_rmdir(fuse_req_t req, fuse_ino_t p, const char *name) {
+  SESSION; DISPATCH(OP_RMDIR, 0, INO(p), name_buf(env, name));
+}
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t p, const char *name) {
+  SESSION; DISPATCH(OP_SYMLINK, 0, name_buf(env, link), INO(p), name_buf(env, name));
+}
+static void ll_rename(fuse_req_t req, fuse_ino_t p, const char *name, fuse_ino_t np,
+                      const char *nname, unsigned flags) {
+  SESSION; DISPATCH(OP_RENAME, 0, INO(p), name_buf(env, name), INO(np), name_buf(env, nname), u32(env, flags));
+}
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nname) {
+  SESSION; DISPATCH(OP_LINK, 0, INO(ino), INO(np), name_buf(env, nname));
+}
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_OPEN, 0, INO(ino), fi_obj(env, fi));
+}
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_READ, size, INO(ino), num(env, size), num(env, off), fi_obj(env, fi));
+}
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi) {
+  /* buf points into the receive buffer, which the next request overwrites: copy. */
+  SESSION; DISPATCH(OP_WRITE, 0, INO(ino), bytes(env, buf, size), num(env, off), fi_obj(env, fi));
+}
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_FLUSH, 0, INO(ino), fi_obj(env, fi));
+}
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_RELEASE, 0, INO(ino), fi_obj(env, fi));
+}
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_FSYNC, 0, INO(ino), boolean(env, datasync), fi_obj(env, fi));
+}
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_OPENDIR, 0, INO(ino), fi_obj(env, fi));
+}
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_READDIR, size, INO(ino), num(env, size), num(env, off), fi_obj(env, fi));
+}
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_READDIRPLUS, size, INO(ino), num(env, size), num(env, off), fi_obj(env, fi));
+}
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_RELEASEDIR, 0, INO(ino), fi_obj(env, fi));
+}
+static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_FSYNCDIR, 0, INO(ino), boolean(env, datasync), fi_obj(env, fi));
+}
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { SESSION; DISPATCH(OP_STATFS, 0, INO(ino)); }
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags) {
+  SESSION; DISPATCH(OP_SETXATTR, 0, INO(ino), name_buf(env, name), bytes(env, value, size), num(env, flags));
+}
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  SESSION; DISPATCH(OP_GETXATTR, size, INO(ino), name_buf(env, name), num(env, size));
+}
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  SESSION; DISPATCH(OP_LISTXATTR, size, INO(ino), num(env, size));
+}
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  SESSION; DISPATCH(OP_REMOVEXATTR, 0, INO(ino), name_buf(env, name));
+}
+static void ll_create(fuse_req_t req, fuse_ino_t p, const char *name, mode_t mode, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_CREATE, 0, INO(p), name_buf(env, name), u32(env, mode), fi_obj(env, fi));
+}
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                         struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_FALLOCATE, 0, INO(ino), num(env, mode), num(env, off), num(env, len), fi_obj(env, fi));
+}
+
+/* INIT: apply InitOptions to the connection, then tell JS what was negotiated. */
+static void ll_init(void *userdata, struct fuse_conn_info *c) {
+  session *s = userdata; napi_env env = s->env; napi_value info;
+  char msg[512];
+  /* libfuse sized its receive buffer for conn->max_write already; never exceed it. */
+  if (s->max_write < c->max_write) c->max_write = s->max_write;
+  c->max_read = s->max_read; /* must equal the max_read= mount option we passed */
+  if (c->max_readahead > s->max_read) c->max_readahead = s->max_read; /* kernel only lets us lower it */
+  c->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_WRITEBACK_CACHE |
+               FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV);
+  /* READDIRPLUS without AUTO: every listing is a readdirplus, one round trip per batch. */
+  if (s->readdirplus && s->fn[OP_READDIRPLUS]) c->want |= c->capable & FUSE_CAP_READDIRPLUS;
+  if (s->writeback) c->want |= c->capable & FUSE_CAP_WRITEBACK_CACHE;
+  if (s->atomic_trunc) c->want |= c->capable & FUSE_CAP_ATOMIC_O_TRUNC;
+  /* HANDLE_KILLPRIV stays off: the kernel then clears suid/sgid with an explicit setattr,
+   * which the filesystem sees (the write kill-priv flag would not reach JS). */
+  napi_create_object(env, &info);
+  napi_property_descriptor d[] = {
+      PROP("maxWrite", u32(env, c->max_write)), PROP("maxRead", u32(env, c->max_read)),
+      PROP("maxReadahead", u32(env, c->max_readahead)), PROP("capable", u32(env, c->capable)),
+      PROP("want", u32(env, c->want)), PROP("protoMajor", u32(env, c->proto_major)),
+      PROP("protoMinor", u32(env, c->proto_minor))};
+  napi_define_properties(env, info, sizeof d / sizeof d[0], d);
+  if (!call_js(s, OP_INIT, 1, &info, msg, sizeof msg)) {
+    s->end_msg = strdup(msg);
+    fuse_session_exit(s->se);
+  }
+}
+
+static void ll_destroy(void *userdata) {
+  session *s = userdata;
+  if (!s->no_js) call_js(s, OP_DESTROY, 0, NULL, NULL, 0);
+}
+
+/* ---- session lifetime ---- */
+
+/* Live sessions, so an exiting process still unmounts (process.exit() skips env cleanup). */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static session *live;
+static void live_remove(session *s) {
+  pthread_mutex_lock(&live_lock);
+  for (session **p = &live; *p; p = &(*p)->next_live) if (*p == s) { *p = s->next_live; break; }
+  pthread_mutex_unlock(&live_lock);
+}
+static void at_exit(void) {
+  pthread_mutex_lock(&live_lock);
+  for (session *s = live; s; s = s->next_live) if (s->se) fuse_session_unmount(s->se);
+  pthread_mutex_unlock(&live_lock);
+}
+
+static void atexit_register(void) { atexit(at_exit); }
+static void free_handle(uv_handle_t *h) { free(h); }
+static void env_cleanup(void *arg);
+
+/* Ends the session once: stop polling, answer what is outstanding, unmount, destroy,
+ * then (js) call onExit. With js == 0 (env teardown) no JS runs. */
+static void end_session(session *s, int js) {
+  napi_env env = s->env;
+  if (s->state != MOUNTED) return;
+  s->state = ENDING;
+  uv_poll_stop(s->poll); /* before the fd is closed by fuse_session_unmount */
+  uv_close((uv_handle_t *)s->poll, free_handle);
+  s->poll = NULL;
+  fuse_session_exit(s->se);
+  while (s->reqs) { reqw *w = s->reqs; fuse_req_t r = w->req; unlink_req(w); w->req = NULL; fuse_reply_err(r, EIO); }
+  fuse_session_unmount(s->se);
+  s->no_js = !js;
+  fuse_session_destroy(s->se); /* calls ll_destroy -> ops.destroy() if INIT happened */
+  s->se = NULL;
+  free(s->buf.mem); s->buf.mem = NULL;
+  live_remove(s);
+  s->state = ENDED;
+  if (!js) { if (s->orphan) free(s); return; }
+  napi_remove_env_cleanup_hook(env, env_cleanup, s);
+  napi_value cb, err = undef(env), res;
+  if (s->end_msg) {
+    napi_value m; napi_create_string_utf8(env, s->end_msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, NULL, m, &err);
+  }
+  napi_get_reference_value(env, s->on_exit, &cb);
+  if (napi_call_function(env, undef(env), cb, 1, &err, &res) != napi_ok)
+    log_exception(env, "onExit", NULL, 0);
+  for (int i = 0; i < OP_COUNT; i++) if (s->fn[i]) napi_delete_reference(env, s->fn[i]);
+  napi_delete_reference(env, s->ops);
+  napi_delete_reference(env, s->on_exit);
+  napi_delete_reference(env, s->self); /* the session object may now be collected */
+}
+
+static void env_cleanup(void *arg) { end_session(arg, 0); }
+
+static void session_finalize(napi_env env, void *data, void *hint) {
+  session *s = data; (void)env; (void)hint;
+  if (s->state == ENDED) { free(s->end_msg); free(s); } else s->orphan = 1; /* env teardown */
+}
+
+/* Reads and dispatches up to BATCH requests; returns when the fd is drained. */
+static void pump(session *s) {
+  for (int n = 0; n < BATCH && !fuse_session_exited(s->se); n++) {
+    int res = fuse_session_receive_buf(s->se, &s->buf);
+    if (res == -EINTR) continue;
+    if (res == -EAGAIN) return;
+    if (res <= 0) { /* 0: ENODEV, unmounted from outside; < 0: a real error */
+      if (res < 0 && !s->end_msg) {
+        char m[160]; snprintf(m, sizeof m, "reading /dev/fuse: %s", strerror(-res));
+        s->end_msg = strdup(m);
+      }
+      fuse_session_exit(s->se);
+      return;
+    }
+    napi_handle_scope hs; napi_open_handle_scope(s->env, &hs);
+    s->dispatching++;
+    fuse_session_process_buf(s->se, &s->buf);
+    s->dispatching--;
+    napi_close_handle_scope(s->env, hs);
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  session *s = h->data; napi_env env = s->env;
+  napi_handle_scope hs; napi_callback_scope cs; napi_value self;
+  (void)events;
+  if (s->state != MOUNTED) return;
+  /* A callback scope drains process.nextTick and promise jobs when it closes, so ops
+   * written as async functions make progress without another event. */
+  napi_open_handle_scope(env, &hs);
+  napi_get_reference_value(env, s->self, &self);
+  napi_open_callback_scope(env, self, s->actx, &cs);
+  s->in_cb = 1;
+  pump(s);
+  /* libuv stops the handle on POLLERR; if the read did not explain it, end anyway. */
+  if (status < 0 && !fuse_session_exited(s->se) && !s->end_msg) {
+    char m[160]; snprintf(m, sizeof m, "polling /dev/fuse: %s", uv_strerror(status));
+    s->end_msg = strdup(m);
+  }
+  if (s->state == MOUNTED && (status < 0 || fuse_session_exited(s->se))) end_session(s, 1);
+  napi_close_callback_scope(env, cs);
+  s->in_cb = 0;
+  if (s->state == ENDED && s->actx) { napi_async_destroy(env, s->actx); s->actx = NULL; }
+  napi_close_handle_scope(env, hs);
+}
+
+/* session.unmount(): end now, or right after the current request if called from an op. */
+static napi_value js_unmount(napi_env env, napi_callback_info info) {
+  napi_value self; session *s;
+  CHECK(napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
+  if (napi_unwrap(env, self, (void **)&s) != napi_ok) { fail(env, "not a FuseSession"); return NULL; }
+  if (s->state != MOUNTED) return NULL;
+  if (s->dispatching) { fuse_session_exit(s->se); return NULL; } /* pump() ends it */
+  end_session(s, 1);
+  if (!s->in_cb && s->actx) { napi_async_destroy(env, s->actx); s->actx = NULL; }
+  return NULL;
+}
+
+/* libfuse reports mount problems through its log; keep the last line for the Error. */
+static char last_log[512];
+static void capture_log(enum fuse_log_level level, const char *fmt, va_list ap) {
+  (void)level;
+  vsnprintf(last_log, sizeof last_log, fmt, ap);
+  size_t n = strlen(last_log);
+  while (n && last_log[n - 1] == '\n') last_log[--n] = 0;
+}
+
+static napi_value mount_fail(napi_env env, session *s, const char *mp, const char *what) {
+  char msg[5200];
+  snprintf(msg, sizeof msg, "mount %s: %s%s%s", mp, what, last_log[0] ? ": " : "", last_log);
+  if (s->se) fuse_session_destroy(s->se);
+  for (int i = 0; i < OP_COUNT; i++) if (s->fn[i]) napi_delete_reference(env, s->fn[i]);
+  free(s);
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+/* mount(mountpoint, ops, {options, init, debug}, onExit) -> FuseSession */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  char mp[4096];
+  napi_value v, list, res; napi_valuetype t; uint32_t n = 0; double d; bool b;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  if (napi_get_value_string_utf8(env, argv[0], mp, sizeof mp, NULL) != napi_ok)
+    { fail(env, "mountpoint must be a string"); return NULL; }
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_object) { fail(env, "ops must be an object"); return NULL; }
+  if (napi_typeof(env, argv[2], &t) != napi_ok || t != napi_object) { fail(env, "opts must be an object"); return NULL; }
+  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) { fail(env, "onExit must be a function"); return NULL; }
+
+  session *s = calloc(1, sizeof *s);
+  s->env = env; s->max_write = s->max_read = 1 << 20; s->readdirplus = 1; s->atomic_trunc = 1;
+  napi_value io;
+  if (get_opt(env, argv[2], "init", &io)) {
+    if (get_opt(env, io, "maxWrite", &v) && napi_get_value_double(env, v, &d) == napi_ok) s->max_write = d;
+    if (get_opt(env, io, "maxRead", &v) && napi_get_value_double(env, v, &d) == napi_ok) s->max_read = d;
+    if (get_opt(env, io, "readdirplus", &v) && napi_get_value_bool(env, v, &b) == napi_ok) s->readdirplus = b;
+    if (get_opt(env, io, "writebackCache", &v) && napi_get_value_bool(env, v, &b) == napi_ok) s->writeback = b;
+    if (get_opt(env, io, "atomicOTrunc", &v) && napi_get_value_bool(env, v, &b) == napi_ok) s->atomic_trunc = b;
+  }
+  /* Register only the ops JS implements: libfuse answers the rest itself (ENOSYS, or a
+   * sensible default for open/opendir/release). No lock ops: the kernel then does POSIX
+   * and flock locking locally, which is what a single-host home directory wants. */
+  struct fuse_lowlevel_ops ll = {.init = ll_init, .destroy = ll_destroy};
+  for (int i = 0; i < OP_COUNT; i++)
+    if (napi_get_named_property(env, argv[1], op_names[i], &v) == napi_ok &&
+        napi_typeof(env, v, &t) == napi_ok && t == napi_function)
+      napi_create_reference(env, v, 1, &s->fn[i]);
+#define REG(OP, f) if (s->fn[OP]) ll.f = ll_##f
+  REG(OP_LOOKUP, lookup); REG(OP_GETATTR, getattr); REG(OP_SETATTR, setattr);
+  REG(OP_READLINK, readlink); REG(OP_MKNOD, mknod); REG(OP_MKDIR, mkdir); REG(OP_UNLINK, unlink);
+  REG(OP_RMDIR, rmdir); REG(OP_SYMLINK, symlink); REG(OP_RENAME, rename); REG(OP_LINK, link);
+  REG(OP_OPEN, open); REG(OP_READ, read); REG(OP_WRITE, write); REG(OP_FLUSH, flush);
+  REG(OP_RELEASE, release); REG(OP_FSYNC, fsync); REG(OP_OPENDIR, opendir); REG(OP_READDIR, readdir);
+  REG(OP_READDIRPLUS, readdirplus); REG(OP_RELEASEDIR, releasedir); REG(OP_FSYNCDIR, fsyncdir);
+  REG(OP_STATFS, statfs); REG(OP_SETXATTR, setxattr); REG(OP_GETXATTR, getxattr);
+  REG(OP_LISTXATTR, listxattr); REG(OP_REMOVEXATTR, removexattr); REG(OP_CREATE, create);
+  REG(OP_FALLOCATE, fallocate); REG(OP_FORGET, forget);
+  if (s->fn[OP_FORGET]) ll.forget_multi = ll_forget_multi;
+
+  /* fuse_session_new argv: "-o opt" for each option, plus max_read= (which libfuse 3.14
+   * insists equals conn->max_read at INIT). */
+  struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+  char opt[1024];
+  fuse_opt_add_arg(&args, "pershome");
+  if (get_opt(env, argv[2], "options", &list)) napi_get_array_length(env, list, &n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_get_element(env, list, i, &v);
+    if (napi_get_value_string_utf8(env, v, opt, sizeof opt, NULL) != napi_ok) {
+      fuse_opt_free_args(&args);
+      return mount_fail(env, s, mp, "options must be strings");
+    }
+    fuse_opt_add_arg(&args, "-o"); fuse_opt_add_arg(&args, opt);
+  }
+  snprintf(opt, sizeof opt, "max_read=%u", s->max_read);
+  fuse_opt_add_arg(&args, "-o"); fuse_opt_add_arg(&args, opt);
+  if (get_opt(env, argv[2], "debug", &v) && napi_get_value_bool(env, v, &b) == napi_ok && b)
+    fuse_opt_add_arg(&args, "-d");
+
+  last_log[0] = 0;
+  fuse_set_log_func(capture_log);
+  s->se = fuse_session_new(&args, &ll, sizeof ll, s);
+  fuse_opt_free_args(&args);
+  if (!s->se) { fuse_set_log_func(NULL); return mount_fail(env, s, mp, "bad options"); }
+  if (fuse_session_mount(s->se, mp) != 0) { fuse_set_log_func(NULL); return mount_fail(env, s, mp, "mount failed"); }
+  fuse_set_log_func(NULL);
+
+  int fd = fuse_session_fd(s->se);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* receive returns -EAGAIN when drained */
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  s->poll = malloc(sizeof *s->poll);
+  uv_poll_init(loop, s->poll, fd);
+  s->poll->data = s;
+  uv_poll_start(s->poll, UV_READABLE, on_poll); /* active handle: keeps Node alive while mounted */
+
+  napi_value name;
+  napi_create_object(env, &res);
+  napi_create_string_utf8(env, mp, NAPI_AUTO_LENGTH, &v);
+  napi_property_descriptor pd[] = {
+      {"mountpoint", NULL, NULL, NULL, NULL, v, napi_enumerable, NULL},
+      {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_default, NULL}};
+  napi_define_properties(env, res, 2, pd);
+  napi_wrap(env, res, s, session_finalize, NULL, NULL);
+  napi_create_reference(env, res, 1, &s->self); /* strong while mounted */
+  napi_create_reference(env, argv[1], 1, &s->ops);
+  napi_create_reference(env, argv[3], 1, &s->on_exit);
+  napi_create_string_utf8(env, "pershome_fuse", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &s->actx);
+  napi_add_env_cleanup_hook(env, env_cleanup, s);
+  pthread_once(&once, atexit_register);
+  pthread_mutex_lock(&live_lock); s->next_live = live; live = s; pthread_mutex_unlock(&live_lock);
+  return res;
+}
+
+/* ---- replies: unwrap, validate (may throw; the request stays open), then answer once ---- */
+
+#define REQ reqw *w = get_req(env, argv[0]); if (!w) return NULL
+
+static napi_value js_reply_err(napi_env env, napi_callback_info info) {
+  ARGS(2); REQ; int32_t e;
+  if (napi_get_value_int32(env, argv[1], &e) != napi_ok) { fail(env, "errno must be a number"); return NULL; }
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_err(r, e < 0 ? -e : e); /* accept -ENOENT as well as ENOENT */
+  return NULL;
+}
+static napi_value js_reply_none(napi_env env, napi_callback_info info) {
+  ARGS(1); REQ; fuse_req_t r = finish(w);
+  if (r) fuse_reply_none(r);
+  return NULL;
+}
+static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
+  ARGS(2); REQ; struct fuse_entry_param e;
+  if (!to_entry(env, argv[1], &e)) return NULL;
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_entry(r, &e);
+  return NULL;
+}
+static napi_value js_reply_create(napi_env env, napi_callback_info info) {
+  ARGS(3); REQ; struct fuse_entry_param e; struct fuse_file_info fi;
+  if (!to_entry(env, argv[1], &e) || !to_open(env, argv[2], &fi)) return NULL;
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_create(r, &e, &fi);
+  return NULL;
+}
+static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
+  ARGS(3); REQ; struct stat st; double timeout;
+  if (!to_stat(env, argv[1], &st)) return NULL;
+  if (napi_get_value_double(env, argv[2], &timeout) != napi_ok) { fail(env, "attrTimeout must be a number"); return NULL; }
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_attr(r, &st, timeout);
+  return NULL;
+}
+static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
+  ARGS(2); REQ; char target[4097];
+  if (!get_name(env, argv[1], target, sizeof target, "target")) return NULL;
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_readlink(r, target);
+  return NULL;
+}
+static napi_value js_reply_open(napi_env env, napi_callback_info info) {
+  ARGS(2); REQ; struct fuse_file_info fi;
+  if (!to_open(env, argv[1], &fi)) return NULL;
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_open(r, &fi);
+  return NULL;
+}
+static napi_value js_reply_write(napi_env env, napi_callback_info info) {
+  ARGS(2); REQ; double n;
+  if (napi_get_value_double(env, argv[1], &n) != napi_ok || n < 0) { fail(env, "count must be a number >= 0"); return NULL; }
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_write(r, (size_t)n);
+  return NULL;
+}
+static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
+  ARGS(3); REQ; void *d; size_t n; double len; napi_valuetype t;
+  if (napi_get_buffer_info(env, argv[1], &d, &n) != napi_ok) { fail(env, "buf must be a Buffer"); return NULL; }
+  napi_typeof(env, argv[2], &t);
+  if (t != napi_undefined) {
+    if (napi_get_value_double(env, argv[2], &len) != napi_ok || len < 0 || len > n)
+      { fail(env, "length must be a number within the buffer"); return NULL; }
+    n = (size_t)len;
+  }
+  /* More than the kernel asked for is a protocol error it would turn into EIO. */
+  if (w->size && n > w->size) {
+    napi_throw_range_error(env, NULL, "replyBuf: more bytes than the request's size");
+    return NULL;
+  }
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_buf(r, d, n);
+  return NULL;
+}
+static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
+  ARGS(2); REQ; struct statvfs st; double v[9];
+  static const char *const k[] = {"bsize", "frsize", "blocks", "bfree", "bavail", "files", "ffree", "favail", "namemax"};
+  for (int i = 0; i < 9; i++) if (!get_num(env, argv[1], k[i], &v[i])) return NULL;
+  memset(&st, 0, sizeof st);
+  st.f_bsize = v[0]; st.f_frsize = v[1]; st.f_blocks = v[2]; st.f_bfree = v[3]; st.f_bavail = v[4];
+  st.f_files = v[5]; st.f_ffree = v[6]; st.f_favail = v[7]; st.f_namemax = v[8];
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_statfs(r, &st);
+  return NULL;
+}
+static napi_value js_reply_xattr(napi_env env, napi_callback_info info) {
+  ARGS(2); REQ; double n;
+  if (napi_get_value_double(env, argv[1], &n) != napi_ok || n < 0) { fail(env, "size must be a number >= 0"); return NULL; }
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_xattr(r, (size_t)n);
+  return NULL;
+}
+
+/* replyDirents / replyDirentsPlus: pack entries until `size` is full; return the count. */
+static napi_value reply_dirents(napi_env env, napi_callback_info info, int plus) {
+  ARGS(3); REQ; double dsize; uint32_t count; size_t used = 0; uint32_t i;
+  char name[NAME_CAP];
+  if (napi_get_value_double(env, argv[1], &dsize) != napi_ok || dsize < 0) { fail(env, "size must be a number"); return NULL; }
+  if (napi_get_array_length(env, argv[2], &count) != napi_ok) { fail(env, "entries must be an array"); return NULL; }
+  size_t size = (size_t)dsize;
+  if (w->size && size > w->size) size = w->size;
+  if (!w->s) { finish(w); return u32(env, 0); } /* session gone: nothing to pack for */
+  char *buf = malloc(size ? size : 1);
+  if (!buf) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  for (i = 0; i < count; i++) {
+    napi_value ent, v; double off, ino, mode; size_t need;
+    struct fuse_entry_param e; memset(&e, 0, sizeof e);
+    if (napi_get_element(env, argv[2], i, &ent) != napi_ok ||
+        napi_get_named_property(env, ent, "name", &v) != napi_ok ||
+        !get_name(env, v, name, sizeof name, "name") || !get_num(env, ent, "off", &off))
+      goto bad;
+    if (plus) {
+      if (napi_get_named_property(env, ent, "entry", &v) != napi_ok || !to_entry(env, v, &e)) goto bad;
+      need = fuse_add_direntry_plus(w->req, buf + used, size - used, name, &e, (off_t)off);
+    } else {
+      if (!get_num(env, ent, "ino", &ino) || !get_num(env, ent, "mode", &mode)) goto bad;
+      e.attr.st_ino = ino; e.attr.st_mode = mode;
+      need = fuse_add_direntry(w->req, buf + used, size - used, name, &e.attr, (off_t)off);
+    }
+    if (need > size - used) break; /* did not fit: nothing was written */
+    used += need;
+  }
+  fuse_reply_buf(finish(w), buf, used);
+  free(buf);
+  return u32(env, i);
+bad:
+  free(buf);
+  return NULL;
+}
+static napi_value js_reply_dirents(napi_env env, napi_callback_info info) { return reply_dirents(env, info, 0); }
+static napi_value js_reply_dirents_plus(napi_env env, napi_callback_info info) { return reply_dirents(env, info, 1); }
+
+/* ---- notifications (write to /dev/fuse synchronously: see the deadlock note in docs) ---- */
+
+static session *get_session(napi_env env, napi_value v) {
+  session *s;
+  if (napi_unwrap(env, v, (void **)&s) != napi_ok) { fail(env, "not a FuseSession"); return NULL; }
+  return s;
+}
+static napi_value js_notify_inval_inode(napi_env env, napi_callback_info info) {
+  ARGS(4); double ino, off, len; session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  if (napi_get_value_double(env, argv[1], &ino) != napi_ok || napi_get_value_double(env, argv[2], &off) != napi_ok ||
+      napi_get_value_double(env, argv[3], &len) != napi_ok) { fail(env, "ino, off, len must be numbers"); return NULL; }
+  if (s->state != MOUNTED) return num(env, -ENOTCONN);
+  return num(env, fuse_lowlevel_notify_inval_inode(s->se, (fuse_ino_t)ino, (off_t)off, (off_t)len));
+}
+static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
+  ARGS(3); double parent; char name[NAME_CAP]; session *s = get_session(env, argv[0]);
+  if (!s) return NULL;
+  if (napi_get_value_double(env, argv[1], &parent) != napi_ok) { fail(env, "parent must be a number"); return NULL; }
+  if (!get_name(env, argv[2], name, sizeof name, "name")) return NULL;
+  if (s->state != MOUNTED) return num(env, -ENOTCONN);
+  return num(env, fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)parent, name, strlen(name)));
+}
+
+static napi_value init_module(napi_env env, napi_value exports) {
+#define FN(n, f) {n, NULL, f, NULL, NULL, NULL, napi_enumerable, NULL}
+  napi_property_descriptor d[] = {
+      FN("mount", js_mount), FN("replyErr", js_reply_err), FN("replyNone", js_reply_none),
+      FN("replyEntry", js_reply_entry), FN("replyCreate", js_reply_create),
+      FN("replyAttr", js_reply_attr), FN("replyReadlink", js_reply_readlink),
+      FN("replyOpen", js_reply_open), FN("replyWrite", js_reply_write), FN("replyBuf", js_reply_buf),
+      FN("replyStatfs", js_reply_statfs), FN("replyXattr", js_reply_xattr),
+      FN("replyDirents", js_reply_dirents), FN("replyDirentsPlus", js_reply_dirents_plus),
+      FN("notifyInvalInode", js_notify_inval_inode), FN("notifyInvalEntry", js_notify_inval_entry)};
+  napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
+  return exports;
+}
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init_module)
