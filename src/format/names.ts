@@ -83,12 +83,11 @@ export function encodeName(user: string): string {
 
 /** Stored name (a Unicode string) -> user name (byte string). Never fails. */
 export function decodeName(stored: string): string {
-  let end = stored.length;
-  while (end > 0 && stored.charCodeAt(end - 1) === TWIN) end--;
   const bytes: number[] = [];
   const pushChar = (cp: number): void => {
     for (const b of Buffer.from(String.fromCodePoint(cp), "utf8")) bytes.push(b);
   };
+  const end = stored.length;
   for (let i = 0; i < end; ) {
     const cp = stored.codePointAt(i)!;
     i += cp > 0xffff ? 2 : 1;
@@ -96,7 +95,8 @@ export function decodeName(stored: string): string {
       const next = stored.codePointAt(i)!;
       i += next > 0xffff ? 2 : 1;
       pushChar(next);
-    } else if (cp > PUA && cp < PUA + 0x80) bytes.push(cp - PUA);
+    } else if (cp === TWIN && /^\uf0fe*$/.test(stored.slice(i))) break; // twin marks end the name
+    else if (cp > PUA && cp < PUA + 0x80) bytes.push(cp - PUA);
     else if (cp >= RAW_BYTE + 0x80 && cp <= PUA_END) bytes.push(cp - RAW_BYTE);
     else pushChar(cp);
   }
