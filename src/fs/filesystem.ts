@@ -51,10 +51,7 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
       const i = L.inodes.get(ino);
       if (i) entries.forget(L, i, n);
     },
-    getattr: (req, ino, fh) =>
-      run(req, "getattr", () =>
-        fuse.replyAttr(req, files.getattr(L, inode(ino), fh === undefined ? undefined : fileHandles.get(fh)), L.opts.attrTimeout),
-      ),
+    getattr: (req, ino) => run(req, "getattr", () => fuse.replyAttr(req, files.getattr(L, inode(ino)), L.opts.attrTimeout)),
     setattr: (req, ino, attr, valid, fh) =>
       run(req, "setattr", () =>
         fuse.replyAttr(

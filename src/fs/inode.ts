@@ -15,6 +15,8 @@ export class Inode {
   openCount = 0;
   /** open handles that may write */
   writers = 0;
+  /** stick file descriptors open on this inode (an unlinked file is only reachable through them) */
+  readonly fds = new Set<number>();
   /** the index of a directory, built on first use */
   dir: DirIndex | null = null;
   /** children the kernel holds, by user name */

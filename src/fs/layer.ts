@@ -100,7 +100,12 @@ export class Layer {
 
   /** Fresh description of an inode from the stick (or the last one, once it has no name). */
   describe(inode: Inode): Description {
-    if (!inode.linked && inode.desc) return inode.desc;
+    if (!inode.linked && inode.desc) {
+      // no name on the stick any more: only its open descriptors still tell its size
+      const fd = inode.fds.values().next().value;
+      if (fd !== undefined) inode.desc = { ...inode.desc, size: this.lower.fstat(fd).size };
+      return inode.desc;
+    }
     const path = this.pathOf(inode);
     const facts = this.lower.stat(path);
     if (!facts) {
@@ -250,7 +255,19 @@ export class Layer {
   // ---- records ----------------------------------------------------------------------
 
   /** Changes an inode's record: the current one (or one made from how it looks now) + changes. */
-  updateRecord(inode: Inode, changes: Partial<MetaRecord>): MetaRecord {
+  updateRecord(inode: Inode, changes: Partial<MetaRecord>): MetaRecord | null {
+    if (!inode.linked) {
+      // an open file whose names are all gone: nothing on the stick to describe any more
+      const d = this.describe(inode);
+      inode.desc = {
+        ...d,
+        mode: changes.mode !== undefined ? (d.mode & ~0o7777) | changes.mode : d.mode,
+        mtime: changes.mtime ?? d.mtime,
+        atime: changes.atime ?? d.atime,
+        ctime: changes.ctime ?? d.ctime,
+      };
+      return null;
+    }
     const { meta, name } = this.slotOf(inode);
     const cur = meta.get(name);
     let base = cur;
@@ -272,7 +289,7 @@ export class Layer {
 
   /** Takes a new fingerprint of the stored file into the record (after the layer changed it). */
   refreshFingerprint(inode: Inode, extra: Partial<MetaRecord> = {}): void {
-    if (inode.isDir) {
+    if (inode.isDir || !inode.linked) {
       if (Object.keys(extra).length > 0) this.updateRecord(inode, extra);
       return;
     }

@@ -46,6 +46,7 @@ typedef struct reqw {
   struct reqw *prev, *next;
   size_t size; /* size the kernel asked for (read/readdir/xattr), 0 if none */
   int replied;
+  uint32_t ctx[4]; /* uid, gid, pid, umask: read lazily by FuseReq's getters */
 } reqw;
 
 struct session {
@@ -84,11 +85,43 @@ static int fail(napi_env env, const char *fmt, ...) {
   return 0;
 }
 
-/* Reads obj[key] as a number; throws a TypeError naming the field if it is not one. */
-static int get_num(napi_env env, napi_value obj, const char *key, double *out) {
+/* Property names used on every request, created once per env: napi_get_named_property
+ * would re-intern the C string on each access, a measurable cost at ~40 per request. */
+#define KEYS(X) X(ino) X(mode) X(nlink) X(uid) X(gid) X(rdev) X(size) X(blocks) X(blksize) \
+  X(atimeSec) X(atimeNsec) X(mtimeSec) X(mtimeNsec) X(ctimeSec) X(ctimeNsec) X(generation) \
+  X(attr) X(attrTimeout) X(entryTimeout) X(fh) X(flags) X(writepage) X(lockOwner) X(flush) \
+  X(directIo) X(keepCache) X(nonseekable) X(name) X(off) X(entry)
+#define K_ENUM(k) K_##k,
+#define K_NAME(k) #k,
+enum { KEYS(K_ENUM) K_COUNT };
+static const char *const key_names[K_COUNT] = {KEYS(K_NAME)};
+
+/* Per-env instance data. Node 20 only references objects, so the keys live in an array. */
+typedef struct { napi_ref keys, req_class; } addon;
+
+static napi_value keys(napi_env env) {
+  addon *a; napi_value arr;
+  napi_get_instance_data(env, (void **)&a);
+  napi_get_reference_value(env, a->keys, &arr);
+  return arr;
+}
+static napi_value key(napi_env env, int k) {
+  napi_value v; napi_get_element(env, keys(env), k, &v); return v;
+}
+static void set(napi_env env, napi_value o, int k, napi_value v) { napi_set_property(env, o, key(env, k), v); }
+
+/* Reads obj[keys[k]] as a number; throws a TypeError naming the field if it is not one. */
+static int get_num_k(napi_env env, napi_value obj, napi_value ks, int k, double *out) {
+  napi_value name, v;
+  if (napi_get_element(env, ks, k, &name) != napi_ok || napi_get_property(env, obj, name, &v) != napi_ok) return 0;
+  if (napi_get_value_double(env, v, out) != napi_ok) return fail(env, "%s must be a number", key_names[k]);
+  return 1;
+}
+static int get_num(napi_env env, napi_value obj, int k, double *out) { return get_num_k(env, obj, keys(env), k, out); }
+static int get_num_named(napi_env env, napi_value obj, const char *k, double *out) {
   napi_value v;
-  if (napi_get_named_property(env, obj, key, &v) != napi_ok) return 0;
-  if (napi_get_value_double(env, v, out) != napi_ok) return fail(env, "%s must be a number", key);
+  if (napi_get_named_property(env, obj, k, &v) != napi_ok) return 0;
+  if (napi_get_value_double(env, v, out) != napi_ok) return fail(env, "%s must be a number", k);
   return 1;
 }
 static int get_opt(napi_env env, napi_value obj, const char *key, napi_value *out) {
@@ -134,27 +167,23 @@ static void log_exception(napi_env env, const char *what, char *msg, size_t cap)
 
 #define PROP(k, v) {k, NULL, NULL, NULL, NULL, v, napi_default_jsproperty, NULL}
 
+/* Attr <-> struct stat; the 15 Attr keys are K_ino..K_ctimeNsec in struct order. */
 static napi_value attr_obj(napi_env env, const struct stat *st) {
-  napi_value o; napi_create_object(env, &o);
-  napi_property_descriptor d[] = {
-      PROP("ino", num(env, st->st_ino)), PROP("mode", u32(env, st->st_mode)),
-      PROP("nlink", num(env, st->st_nlink)), PROP("uid", u32(env, st->st_uid)),
-      PROP("gid", u32(env, st->st_gid)), PROP("rdev", num(env, st->st_rdev)),
-      PROP("size", num(env, st->st_size)), PROP("blocks", num(env, st->st_blocks)),
-      PROP("blksize", num(env, st->st_blksize)),
-      PROP("atimeSec", num(env, st->st_atim.tv_sec)), PROP("atimeNsec", num(env, st->st_atim.tv_nsec)),
-      PROP("mtimeSec", num(env, st->st_mtim.tv_sec)), PROP("mtimeNsec", num(env, st->st_mtim.tv_nsec)),
-      PROP("ctimeSec", num(env, st->st_ctim.tv_sec)), PROP("ctimeNsec", num(env, st->st_ctim.tv_nsec))};
-  napi_define_properties(env, o, sizeof d / sizeof d[0], d);
+  double v[15] = {st->st_ino, st->st_mode, st->st_nlink, st->st_uid, st->st_gid, st->st_rdev,
+      st->st_size, st->st_blocks, st->st_blksize, st->st_atim.tv_sec, st->st_atim.tv_nsec,
+      st->st_mtim.tv_sec, st->st_mtim.tv_nsec, st->st_ctim.tv_sec, st->st_ctim.tv_nsec};
+  napi_value o, ks = keys(env), k; napi_create_object(env, &o);
+  for (int i = 0; i < 15; i++) {
+    napi_get_element(env, ks, K_ino + i, &k);
+    napi_set_property(env, o, k, num(env, v[i]));
+  }
   return o;
 }
 
 static int to_stat(napi_env env, napi_value o, struct stat *st) {
-  static const char *const k[] = {"ino", "mode", "nlink", "uid", "gid", "rdev", "size",
-      "blocks", "blksize", "atimeSec", "atimeNsec", "mtimeSec", "mtimeNsec", "ctimeSec", "ctimeNsec"};
-  double v[15]; napi_valuetype t;
+  double v[15]; napi_valuetype t; napi_value ks = keys(env);
   if (napi_typeof(env, o, &t) != napi_ok || t != napi_object) return fail(env, "attr must be an object");
-  for (int i = 0; i < 15; i++) if (!get_num(env, o, k[i], &v[i])) return 0;
+  for (int i = 0; i < 15; i++) if (!get_num_k(env, o, ks, K_ino + i, &v[i])) return 0;
   memset(st, 0, sizeof *st);
   st->st_ino = v[0]; st->st_mode = v[1]; st->st_nlink = v[2]; st->st_uid = v[3];
   st->st_gid = v[4]; st->st_rdev = v[5]; st->st_size = v[6]; st->st_blocks = v[7];
@@ -169,34 +198,41 @@ static int to_entry(napi_env env, napi_value o, struct fuse_entry_param *e) {
   double ino, gen; napi_value attr; napi_valuetype t;
   if (napi_typeof(env, o, &t) != napi_ok || t != napi_object) return fail(env, "entry must be an object");
   memset(e, 0, sizeof *e);
-  if (!get_num(env, o, "ino", &ino) || !get_num(env, o, "generation", &gen) ||
-      !get_num(env, o, "attrTimeout", &e->attr_timeout) ||
-      !get_num(env, o, "entryTimeout", &e->entry_timeout) ||
-      napi_get_named_property(env, o, "attr", &attr) != napi_ok || !to_stat(env, attr, &e->attr))
+  if (!get_num(env, o, K_ino, &ino) || !get_num(env, o, K_generation, &gen) ||
+      !get_num(env, o, K_attrTimeout, &e->attr_timeout) ||
+      !get_num(env, o, K_entryTimeout, &e->entry_timeout) ||
+      napi_get_property(env, o, key(env, K_attr), &attr) != napi_ok || !to_stat(env, attr, &e->attr))
     return 0;
   e->ino = ino; e->generation = gen;
   return 1;
 }
 
+static int get_flag(napi_env env, napi_value o, int k) {
+  napi_value v; bool b = false;
+  napi_get_property(env, o, key(env, k), &v);
+  napi_coerce_to_bool(env, v, &v);
+  napi_get_value_bool(env, v, &b);
+  return b;
+}
 static int to_open(napi_env env, napi_value o, struct fuse_file_info *fi) {
-  double fh; napi_value v; bool b;
+  double fh;
   memset(fi, 0, sizeof *fi);
-  if (!get_num(env, o, "fh", &fh)) return 0;
+  if (!get_num(env, o, K_fh, &fh)) return 0;
   fi->fh = fh;
-  if (get_opt(env, o, "directIo", &v) && napi_get_value_bool(env, v, &b) == napi_ok) fi->direct_io = b;
-  if (get_opt(env, o, "keepCache", &v) && napi_get_value_bool(env, v, &b) == napi_ok) fi->keep_cache = b;
-  if (get_opt(env, o, "nonseekable", &v) && napi_get_value_bool(env, v, &b) == napi_ok) fi->nonseekable = b;
+  fi->direct_io = get_flag(env, o, K_directIo);
+  fi->keep_cache = get_flag(env, o, K_keepCache);
+  fi->nonseekable = get_flag(env, o, K_nonseekable);
   return 1;
 }
 
 static napi_value fi_obj(napi_env env, const struct fuse_file_info *fi) {
   napi_value o, lo; napi_create_object(env, &o);
   napi_create_bigint_uint64(env, fi->lock_owner, &lo);
-  napi_property_descriptor d[] = {
-      PROP("fh", num(env, fi->fh)), PROP("flags", num(env, fi->flags)),
-      PROP("writepage", boolean(env, fi->writepage)), PROP("lockOwner", lo),
-      PROP("flush", boolean(env, fi->flush))};
-  napi_define_properties(env, o, 5, d);
+  set(env, o, K_fh, num(env, fi->fh));
+  set(env, o, K_flags, num(env, fi->flags));
+  set(env, o, K_writepage, boolean(env, fi->writepage));
+  set(env, o, K_lockOwner, lo);
+  set(env, o, K_flush, boolean(env, fi->flush));
   return o;
 }
 
@@ -244,26 +280,42 @@ static int call_js(session *s, int op, size_t argc, napi_value *argv, char *msg,
   return 0;
 }
 
+/* FuseReq: a class whose uid/gid/pid/umask are prototype getters, so making one per
+ * request costs no property stores. */
+static napi_value req_ctor(napi_env env, napi_callback_info info) {
+  napi_value self;
+  CHECK(napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
+  return self;
+}
+static napi_value req_get(napi_env env, napi_callback_info info) {
+  napi_value self; void *which; reqw *w;
+  CHECK(napi_get_cb_info(env, info, NULL, NULL, &self, &which));
+  if (napi_unwrap(env, self, (void **)&w) != napi_ok) return NULL;
+  return u32(env, w->ctx[(intptr_t)which]);
+}
+
 /* Wraps req into a JS FuseReq (argv[0]) and calls the op; never leaves req unanswered. */
 static void dispatch(fuse_req_t req, int op, size_t argc, napi_value *argv, size_t size) {
   session *s = fuse_req_userdata(req);
-  napi_env env = s->env; napi_value obj;
+  napi_env env = s->env; napi_value obj, cls; addon *a;
   const struct fuse_ctx *c = fuse_req_ctx(req);
   reqw *w = calloc(1, sizeof *w);
   if (!w) { fuse_reply_err(req, ENOMEM); return; }
   w->req = req; w->s = s; w->size = size;
+  w->ctx[0] = c->uid; w->ctx[1] = c->gid; w->ctx[2] = c->pid; w->ctx[3] = c->umask;
   w->next = s->reqs; if (s->reqs) s->reqs->prev = w; s->reqs = w;
-  napi_property_descriptor d[] = {
-      PROP("uid", u32(env, c->uid)), PROP("gid", u32(env, c->gid)),
-      PROP("pid", u32(env, c->pid)), PROP("umask", u32(env, c->umask))};
-  d[0].attributes = d[1].attributes = d[2].attributes = d[3].attributes = napi_enumerable;
-  if (napi_create_object(env, &obj) != napi_ok || napi_define_properties(env, obj, 4, d) != napi_ok ||
+  napi_get_instance_data(env, (void **)&a);
+  napi_get_reference_value(env, a->req_class, &cls);
+  if (napi_new_instance(env, cls, 0, NULL, &obj) != napi_ok ||
       napi_wrap(env, obj, w, req_finalize, NULL, NULL) != napi_ok) {
     napi_value e; napi_get_and_clear_last_exception(env, &e);
     unlink_req(w); free(w); fuse_reply_err(req, EIO); return;
   }
   argv[0] = obj;
-  if (!call_js(s, op, argc, argv, NULL, 0) && !w->replied) fuse_reply_err(finish(w), EIO);
+  if (!call_js(s, op, argc, argv, NULL, 0) && !w->replied) {
+    fuse_req_t r = finish(w);
+    if (r) fuse_reply_err(r, EIO);
+  }
 }
 
 /* ---- low-level callbacks: marshal arguments, then dispatch ---- */
@@ -729,7 +781,7 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
 static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
   ARGS(2); REQ; struct statvfs st; double v[9];
   static const char *const k[] = {"bsize", "frsize", "blocks", "bfree", "bavail", "files", "ffree", "favail", "namemax"};
-  for (int i = 0; i < 9; i++) if (!get_num(env, argv[1], k[i], &v[i])) return NULL;
+  for (int i = 0; i < 9; i++) if (!get_num_named(env, argv[1], k[i], &v[i])) return NULL;
   memset(&st, 0, sizeof st);
   st.f_bsize = v[0]; st.f_frsize = v[1]; st.f_blocks = v[2]; st.f_bfree = v[3]; st.f_bavail = v[4];
   st.f_files = v[5]; st.f_ffree = v[6]; st.f_favail = v[7]; st.f_namemax = v[8];
@@ -760,21 +812,27 @@ static napi_value reply_dirents(napi_env env, napi_callback_info info, int plus)
     napi_value ent, v; double off, ino, mode; size_t need;
     struct fuse_entry_param e; memset(&e, 0, sizeof e);
     if (napi_get_element(env, argv[2], i, &ent) != napi_ok ||
-        napi_get_named_property(env, ent, "name", &v) != napi_ok ||
-        !get_name(env, v, name, sizeof name, "name") || !get_num(env, ent, "off", &off))
+        napi_get_property(env, ent, key(env, K_name), &v) != napi_ok ||
+        !get_name(env, v, name, sizeof name, "name") || !get_num(env, ent, K_off, &off))
       goto bad;
     if (plus) {
-      if (napi_get_named_property(env, ent, "entry", &v) != napi_ok || !to_entry(env, v, &e)) goto bad;
+      if (napi_get_property(env, ent, key(env, K_entry), &v) != napi_ok || !to_entry(env, v, &e)) goto bad;
       need = fuse_add_direntry_plus(w->req, buf + used, size - used, name, &e, (off_t)off);
     } else {
-      if (!get_num(env, ent, "ino", &ino) || !get_num(env, ent, "mode", &mode)) goto bad;
+      if (!get_num(env, ent, K_ino, &ino) || !get_num(env, ent, K_mode, &mode)) goto bad;
       e.attr.st_ino = ino; e.attr.st_mode = mode;
       need = fuse_add_direntry(w->req, buf + used, size - used, name, &e.attr, (off_t)off);
     }
     if (need > size - used) break; /* did not fit: nothing was written */
     used += need;
   }
-  fuse_reply_buf(finish(w), buf, used);
+  if (w->replied) { /* a getter on an entry answered this request meanwhile */
+    free(buf);
+    napi_throw_error(env, "EALREADY", "FUSE request already replied");
+    return NULL;
+  }
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_buf(r, buf, used);
   free(buf);
   return u32(env, i);
 bad:
@@ -808,7 +866,30 @@ static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
   return num(env, fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)parent, name, strlen(name)));
 }
 
+static void addon_finalize(napi_env env, void *data, void *hint) {
+  addon *a = data; (void)hint;
+  napi_delete_reference(env, a->keys);
+  napi_delete_reference(env, a->req_class);
+  free(a);
+}
+
 static napi_value init_module(napi_env env, napi_value exports) {
+  addon *a = calloc(1, sizeof *a); napi_value v, arr;
+  napi_create_array_with_length(env, K_COUNT, &arr);
+  for (int i = 0; i < K_COUNT; i++) {
+    napi_create_string_utf8(env, key_names[i], NAPI_AUTO_LENGTH, &v);
+    napi_set_element(env, arr, i, v);
+  }
+  napi_create_reference(env, arr, 1, &a->keys);
+  napi_property_descriptor g[4] = {
+      {"uid", NULL, NULL, req_get, NULL, NULL, napi_enumerable, (void *)0},
+      {"gid", NULL, NULL, req_get, NULL, NULL, napi_enumerable, (void *)1},
+      {"pid", NULL, NULL, req_get, NULL, NULL, napi_enumerable, (void *)2},
+      {"umask", NULL, NULL, req_get, NULL, NULL, napi_enumerable, (void *)3}};
+  napi_define_class(env, "FuseReq", NAPI_AUTO_LENGTH, req_ctor, NULL, 4, g, &v);
+  napi_create_reference(env, v, 1, &a->req_class);
+  napi_set_instance_data(env, a, addon_finalize, NULL);
+
 #define FN(n, f) {n, NULL, f, NULL, NULL, NULL, napi_enumerable, NULL}
   napi_property_descriptor d[] = {
       FN("mount", js_mount), FN("replyErr", js_reply_err), FN("replyNone", js_reply_none),

@@ -15,11 +15,7 @@ const C = fs.constants;
 const O_ACCMODE = 3;
 const UNCHANGED_ID = 0xffffffff;
 
-export function getattr(L: Layer, inode: Inode, h: FileHandle | undefined): Attr {
-  if (!inode.linked && h && inode.desc) {
-    // unlinked but open: the stored name is gone, the open file is not
-    inode.desc = { ...inode.desc, size: L.lower.fstat(h.fd).size };
-  }
+export function getattr(L: Layer, inode: Inode): Attr {
   return L.attr(inode);
 }
 
@@ -30,6 +26,7 @@ function truncate(L: Layer, inode: Inode, size: number, h: FileHandle | undefine
     L.lower.ftruncate(h.fd, size);
     return;
   }
+  if (!inode.linked) fail(E.EBADF); // its old stored path may belong to another file by now
   const fd = L.lower.open(L.pathOf(inode), C.O_WRONLY);
   try {
     L.lower.ftruncate(fd, size);
@@ -58,8 +55,7 @@ export function setattr(L: Layer, inode: Inode, attr: Attr, valid: number, h: Fi
     changes.mtime = mtime;
     setStoredMtime(L, inode, mtime);
   }
-  if (inode.linked) L.refreshFingerprint(inode, changes);
-  else if (inode.desc) inode.desc = { ...inode.desc, mode: (inode.desc.mode & ~0o7777) | (changes.mode ?? inode.desc.mode & 0o7777) };
+  L.refreshFingerprint(inode, changes);
   return L.attr(inode);
 }
 
@@ -82,6 +78,7 @@ function openFlags(flags: number): number {
 function startHandle(L: Layer, inode: Inode, fd: number, flags: number): FileHandle {
   const writable = (flags & O_ACCMODE) !== C.O_RDONLY;
   inode.openCount++;
+  inode.fds.add(fd);
   if (writable) {
     inode.writers++;
     // Trust this record even if a pull cuts the write short (docs/format.md, "w").
@@ -174,6 +171,7 @@ export function release(L: Layer, h: FileHandle): void {
     log("warn", `could not update metadata of ${showPath(String(h.inode.name))}: ${String(err)}`);
   }
   h.inode.openCount--;
+  h.inode.fds.delete(h.fd);
   if (h.writable) h.inode.writers--;
   L.lower.close(h.fd);
   if (h.inode.nlookup <= 0 && h.inode.openCount === 0 && h.inode !== L.root) L.inodes.drop(h.inode);
