@@ -1,0 +1,257 @@
+/**
+ * The libfuse3 low-level addon end to end: a memfs fixture (test/native/fixtures/memfs.mjs)
+ * runs in a child process and the test drives the mount with real system calls and tools.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { cleanupMemfs, ensureAddon, isMounted, run, startMemfs } from "./helpers.js";
+
+const MiB = 1 << 20;
+const ENOENT = "ENOENT";
+
+beforeAll(() => ensureAddon(), 300_000);
+afterEach(cleanupMemfs);
+
+/** fs error code of a failing call, or "ok" */
+function code(f: () => unknown): string {
+  try {
+    f();
+    return "ok";
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? String(e);
+  }
+}
+
+describe("pershome_fuse addon", () => {
+  it("mounts; ls, cat, and a 4 MiB file written in 1 MiB writes reads back intact", async () => {
+    const m = await startMemfs();
+    expect(isMounted(m.mnt)).toBe(true);
+    expect(fs.readdirSync(m.mnt)).toEqual([]);
+    fs.writeFileSync(path.join(m.mnt, "hello.txt"), "hello\n");
+    expect(run("ls", [m.mnt]).stdout.toString()).toBe("hello.txt\n");
+    expect(run("cat", [path.join(m.mnt, "hello.txt")]).stdout.toString()).toBe("hello\n");
+
+    const data = crypto.randomBytes(4 * MiB);
+    const fd = fs.openSync(path.join(m.mnt, "big"), "w");
+    for (let off = 0; off < data.length; off += MiB) fs.writeSync(fd, data, off, MiB, off);
+    fs.closeSync(fd);
+    expect(fs.statSync(path.join(m.mnt, "big")).size).toBe(4 * MiB);
+    const back = fs.readFileSync(path.join(m.mnt, "big"));
+    expect(back.equals(data)).toBe(true);
+
+    const e = await m.stop();
+    expect(e.code).toBe(0);
+    expect(e.exitLine).toBe("ok");
+    expect(e.stats!.init!.maxWrite).toBe(MiB);
+    expect(e.stats!.maxWrite).toBe(MiB); // the kernel really sent 1 MiB writes
+    expect(e.stats!.writeSizes[String(MiB)]).toBeGreaterThanOrEqual(4);
+    expect(e.stats!.ops["destroy"]).toBe(1);
+    expect(isMounted(m.mnt)).toBe(false);
+  });
+
+  it("hard links are one kernel inode: a write through one name shows at once through the other", async () => {
+    const m = await startMemfs(); // 60 s attribute cache: two inodes would show a stale size
+    const a = path.join(m.mnt, "a");
+    const b = path.join(m.mnt, "b");
+    fs.writeFileSync(a, "abc");
+    expect(fs.statSync(b, { throwIfNoEntry: false })).toBeUndefined();
+    fs.linkSync(a, b);
+    const sa = fs.statSync(a);
+    const sb = fs.statSync(b);
+    expect(sb.ino).toBe(sa.ino);
+    expect(sa.nlink).toBe(2);
+    expect(sb.nlink).toBe(2);
+    fs.appendFileSync(a, "defg");
+    expect(fs.statSync(b).size).toBe(7);
+    expect(fs.readFileSync(b, "utf8")).toBe("abcdefg");
+    fs.writeFileSync(b, "xy"); // O_TRUNC through the other name
+    expect(fs.statSync(a).size).toBe(2);
+    expect(fs.readFileSync(a, "utf8")).toBe("xy");
+    fs.unlinkSync(a);
+    expect(fs.statSync(b).nlink).toBe(1);
+    expect(code(() => fs.statSync(a))).toBe(ENOENT);
+    expect((await m.stop()).code).toBe(0);
+  });
+
+  it("carries nanosecond timestamps both ways; touch -m sets only mtime", async () => {
+    const m = await startMemfs({ env: { MEMFS_TIMEOUT: "0" } }); // every stat asks the daemon
+    const f = path.join(m.mnt, "t");
+    fs.writeFileSync(f, "");
+    expect(run("touch", ["-d", "2001-02-03 04:05:06.123456789 UTC", f]).status).toBe(0);
+    let st = fs.statSync(f, { bigint: true });
+    expect(st.mtimeNs).toBe(981173106123456789n);
+    expect(st.atimeNs).toBe(981173106123456789n);
+
+    expect(run("touch", ["-m", "-d", "2010-01-01 00:00:00.987654321 UTC", f]).status).toBe(0);
+    st = fs.statSync(f, { bigint: true });
+    expect(st.mtimeNs).toBe(1262304000987654321n);
+    expect(st.atimeNs).toBe(981173106123456789n); // untouched
+
+    const before = BigInt(Date.now() - 5000) * 1_000_000n;
+    expect(run("touch", ["-m", f]).status).toBe(0); // MTIME_NOW
+    st = fs.statSync(f, { bigint: true });
+    expect(st.mtimeNs > before).toBe(true);
+    expect(st.atimeNs).toBe(981173106123456789n);
+
+    // python's os.utime(ns=...) too, and read back through a separate stat
+    const py = run("python3", [
+      "-c",
+      "import os,sys; os.utime(sys.argv[1], ns=(1, 2000000003)); s=os.stat(sys.argv[1]); print(s.st_atime_ns, s.st_mtime_ns)",
+      f,
+    ]);
+    expect(py.stdout.toString().trim()).toBe("1 2000000003");
+
+    const e = await m.stop();
+    const MTIME = 1 << 5;
+    const ATIME = 1 << 4;
+    const MTIME_NOW = 1 << 8;
+    const ATIME_NOW = 1 << 7;
+    const times = e.stats!.setattrValid.filter((v) => v & (MTIME | ATIME));
+    expect(times.length).toBeGreaterThanOrEqual(4);
+    // touch -m -d: mtime only, as an explicit value; touch -m: mtime only, "now"
+    expect(times.some((v) => v & MTIME && !(v & (ATIME | MTIME_NOW)))).toBe(true);
+    expect(times.some((v) => v & MTIME_NOW && !(v & (ATIME | ATIME_NOW)))).toBe(true);
+  });
+
+  it("names are raw bytes: 0xff and its U+FFFD look-alike are two files", async () => {
+    const m = await startMemfs();
+    const mnt = Buffer.from(m.mnt + "/");
+    const raw = Buffer.from([0x6e, 0xff]); // "n\xff", not UTF-8
+    const lookalike = Buffer.from("n\uFFFD"); // 6e ef bf bd
+    fs.writeFileSync(Buffer.concat([mnt, raw]), "raw");
+    fs.writeFileSync(Buffer.concat([mnt, lookalike]), "utf8");
+    const names = fs.readdirSync(m.mnt, { encoding: "buffer" }).map((b) => b.toString("hex")).sort();
+    expect(names).toEqual([raw.toString("hex"), lookalike.toString("hex")].sort());
+    expect(fs.readFileSync(Buffer.concat([mnt, raw]), "utf8")).toBe("raw");
+    expect(fs.readFileSync(Buffer.concat([mnt, lookalike]), "utf8")).toBe("utf8");
+    fs.renameSync(Buffer.concat([mnt, raw]), Buffer.concat([mnt, Buffer.from([0x80, 0xfe])]));
+    expect(fs.readFileSync(Buffer.concat([mnt, Buffer.from([0x80, 0xfe])]), "utf8")).toBe("raw");
+    expect((await m.stop()).code).toBe(0);
+  });
+
+  it("stores a 4 KiB xattr value; a too-small buffer gets ERANGE", async () => {
+    const m = await startMemfs();
+    const f = path.join(m.mnt, "x");
+    fs.writeFileSync(f, "");
+    const value = crypto.randomBytes(4096);
+    expect(run("setfattr", ["-n", "user.big", "-v", "0x" + value.toString("hex"), f]).status).toBe(0);
+    const got = run("getfattr", ["--only-values", "-n", "user.big", f]);
+    expect(got.status).toBe(0);
+    expect(got.stdout.equals(value)).toBe(true);
+    expect(run("getfattr", ["-d", "-m", "-", f]).stdout.toString()).toContain("user.big=");
+
+    const py = run("python3", [
+      "-c",
+      [
+        "import ctypes, os, sys",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "p, n = sys.argv[1].encode(), b'user.big'",
+        "need = libc.getxattr(p, n, None, 0)",
+        "buf = ctypes.create_string_buffer(4095)",
+        "r = libc.getxattr(p, n, buf, 4095)",
+        "print(need, r, ctypes.get_errno())",
+      ].join("\n"),
+      f,
+    ]);
+    expect(py.stdout.toString().trim()).toBe("4096 -1 34"); // size query; then ERANGE
+
+    expect(run("setfattr", ["-x", "user.big", f]).status).toBe(0);
+    expect(run("getfattr", ["-n", "user.big", f]).stderr.toString()).toContain("No such attribute");
+    expect((await m.stop()).code).toBe(0);
+  });
+
+  it("readdirplus lists all of a 2,000-entry directory over several rounds", async () => {
+    const m = await startMemfs();
+    const d = path.join(m.mnt, "many");
+    fs.mkdirSync(d);
+    const want: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const name = `entry-${String(i).padStart(4, "0")}-${"x".repeat(i % 40)}`;
+      want.push(name);
+      fs.closeSync(fs.openSync(path.join(d, name), "w"));
+    }
+    const before = await m.stats();
+    const names = fs.readdirSync(d);
+    expect(names.length).toBe(2000);
+    expect(new Set(names)).toEqual(new Set(want));
+    expect(run("sh", ["-c", `ls -f '${d}' | wc -l`]).stdout.toString().trim()).toBe("2002");
+    const e = await m.stop();
+    const rounds = e.stats!.readdirplusCalls - before.readdirplusCalls;
+    expect(rounds).toBeGreaterThan(10);
+    expect(e.stats!.readdirCalls).toBe(0); // READDIRPLUS_AUTO is off: always plus
+  });
+
+  it("fusermount3 -u from outside ends the session: onExit fires, the child exits 0", async () => {
+    const m = await startMemfs();
+    fs.writeFileSync(path.join(m.mnt, "f"), "x");
+    expect(run("fusermount3", ["-u", m.mnt]).status).toBe(0);
+    const e = await m.exited;
+    expect(e.code).toBe(0);
+    expect(e.exitLine).toBe("ok");
+    expect(e.stats!.ops["destroy"]).toBe(1);
+    expect(isMounted(m.mnt)).toBe(false);
+  });
+
+  it("process.exit() while mounted still unmounts (atexit hook)", async () => {
+    const m = await startMemfs({ env: { MEMFS_EXIT_MS: "300" } });
+    fs.writeFileSync(path.join(m.mnt, "f"), "x");
+    const e = await m.exited;
+    expect(e.code).toBe(0);
+    expect(isMounted(m.mnt)).toBe(false);
+  });
+
+  it("answers asynchronously: from a timer, and from a promise job", async () => {
+    const m = await startMemfs({ env: { MEMFS_TIMEOUT: "0" } }); // every stat is a lookup
+    fs.writeFileSync(path.join(m.mnt, "slow-file"), "12345");
+    fs.writeFileSync(path.join(m.mnt, "micro-file"), "123");
+    let t = Date.now();
+    expect(fs.statSync(path.join(m.mnt, "slow-file")).size).toBe(5);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(90);
+    t = Date.now();
+    expect(code(() => fs.statSync(path.join(m.mnt, "slow-missing")))).toBe(ENOENT);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(90);
+    expect(fs.statSync(path.join(m.mnt, "micro-file")).size).toBe(3); // needs the microtask drain
+    expect((await m.stop()).code).toBe(0);
+  });
+
+  it("a JS exception in an op is EIO to the caller, and the daemon carries on", async () => {
+    const m = await startMemfs();
+    expect(code(() => fs.statSync(path.join(m.mnt, "throw-me")))).toBe("EIO");
+    fs.writeFileSync(path.join(m.mnt, "after"), "still here");
+    expect(fs.readFileSync(path.join(m.mnt, "after"), "utf8")).toBe("still here");
+    const e = await m.stop();
+    expect(e.code).toBe(0);
+    expect(e.stderr).toContain("lookup threw: Error: memfs: deliberate failure in lookup");
+  });
+
+  it("a request dropped unanswered gets EIO from the GC finalizer; a second reply throws", async () => {
+    const m = await startMemfs();
+    expect(code(() => fs.statSync(path.join(m.mnt, "drop-me")))).toBe("EIO");
+    expect(code(() => fs.statSync(path.join(m.mnt, "double-me")))).toBe(ENOENT);
+    fs.writeFileSync(path.join(m.mnt, "f"), "");
+    expect(run("getfattr", ["-n", "user.double", path.join(m.mnt, "f")]).stderr.toString()).toContain(
+      "No such attribute",
+    );
+    const e = await m.stop();
+    expect(e.stats!.doubleReplyThrew).toBe(2);
+  });
+
+  it("mount() throws a clear Error for a missing mountpoint or a bad option", async () => {
+    const { fuse } = await import("../../src/native/index.js");
+    const missing = "/tmp/pershome-native-does-not-exist/mnt";
+    expect(() => fuse.mount(missing, {} as never, { options: [] }, () => {})).toThrow(
+      /mount \/tmp\/pershome-native-does-not-exist\/mnt: .*No such file or directory/,
+    );
+    const dir = fs.mkdtempSync("/tmp/pershome-native-");
+    try {
+      expect(() => fuse.mount(dir, {} as never, { options: ["no_such_option"] }, () => {})).toThrow(
+        /bad options.*no_such_option/,
+      );
+      expect(isMounted(dir)).toBe(false);
+    } finally {
+      fs.rmdirSync(dir);
+    }
+  });
+});
