@@ -43,7 +43,23 @@ export function recordApplies(record: MetaRecord, facts: StoredFacts): boolean {
   if (record.writing) return true;
   if (!record.fp) return false;
   const [size, ms] = fingerprint(facts);
-  return record.fp[0] === size && record.fp[1] === ms;
+  return record.fp[0] === size && sameStoredTime(record.fp[1], ms);
+}
+
+const QUARTER_HOUR = 15 * 60 * 1000;
+
+/**
+ * Do two mtimes of a stored file (ms) mean "not changed"? FAT keeps 2 s steps and local time,
+ * and a driver may show a finer time until the file is written out: so a difference within
+ * 2 s counts as equal, and so does a whole number of quarter hours (up to a day, with the
+ * same 2 s slack) — the same stick mounted under another time zone.
+ */
+export function sameStoredTime(a: number, b: number): boolean {
+  const d = Math.abs(a - b);
+  if (d <= 2000) return true;
+  if (d > 26 * 3600 * 1000) return false;
+  const r = d % QUARTER_HOUR;
+  return Math.min(r, QUARTER_HOUR - r) <= 2000;
 }
 
 export interface Description {

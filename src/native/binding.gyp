@@ -5,7 +5,7 @@
 # is never clobbered while other tests use it.
 {
   "variables": {
-    "asan%": "<!(echo ${PERSHOME_ASAN:-0})"
+    "pershome_asan%": "<!(echo ${PERSHOME_ASAN:-0})"
   },
   "targets": [
     {
@@ -15,7 +15,7 @@
       "cflags": ["<!@(pkg-config --cflags fuse3)", "-O2", "-Wall", "-Wextra", "-std=gnu11"],
       "libraries": ["<!@(pkg-config --libs fuse3)"],
       "conditions": [
-        ["asan==1", {
+        ["pershome_asan==1", {
           "cflags": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"],
           "ldflags": ["-fsanitize=address"]
         }]

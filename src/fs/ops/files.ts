@@ -14,6 +14,8 @@ import { adopt } from "./entries.js";
 const C = fs.constants;
 const O_ACCMODE = 3;
 const UNCHANGED_ID = 0xffffffff;
+const FAT_EPOCH = Date.UTC(1980, 0, 2) / 1000;
+const FAT_END = Date.UTC(2107, 11, 30) / 1000;
 
 export function getattr(L: Layer, inode: Inode): Attr {
   return L.attr(inode);
@@ -61,7 +63,8 @@ export function setattr(L: Layer, inode: Inode, attr: Attr, valid: number, h: Fi
 
 /** Gives the stick a matching mtime too, so Windows and macOS show a sensible date. */
 function setStoredMtime(L: Layer, inode: Inode, [sec, nsec]: Timespec): void {
-  if (!inode.linked) return;
+  // FAT holds 1980..2107 only; outside that the record alone keeps the time.
+  if (!inode.linked || sec < FAT_EPOCH || sec > FAT_END) return;
   try {
     L.lower.setMtime(L.pathOf(inode), sec, nsec);
   } catch {
