@@ -10,9 +10,9 @@
 import { chmod, mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach } from "vitest";
-import { createLower, makeWorkDir, type Lower, type LowerKind } from "./lower.js";
-import { mountLayer, type Layer, type MountOptions, type StopHow, type StopResult } from "./mount.js";
-import { tail } from "./run.js";
+import { createLower, type Lower, type LowerKind } from "./lower.js";
+import { SLOW, mountLayer, type Layer, type MountOptions, type StopHow, type StopResult } from "./mount.js";
+import { run, tail } from "./run.js";
 import { rm } from "node:fs/promises";
 
 export interface LayerFixture {
@@ -108,11 +108,11 @@ export function useLayer(kind: LowerKind, label: string, fo: FixtureOptions = {}
 
   beforeAll(async () => {
     lower = await createLower(kind, label, fo.sizeMb !== undefined ? { sizeMb: fo.sizeMb } : {});
-    mnt = join(makeWorkDirIn(lower), "mnt");
+    mnt = join(lower.work, "mnt");
     await mkdir(mnt, { mode: 0o755 });
     await chmod(mnt, 0o755);
     if (!fo.noMount) await f.mount();
-  });
+  }, 300_000 * SLOW);
 
   beforeEach((ctx) => {
     ctx.onTestFailed(() => {
@@ -124,7 +124,7 @@ export function useLayer(kind: LowerKind, label: string, fo: FixtureOptions = {}
     });
   });
 
-  // A test that left the layer down or dead does not take the next one with it.
+  // A test that left the layer down, dead or hung does not take the next one with it.
   beforeEach(async () => {
     if (fo.noMount || !lower) return;
     if (layer && !layer.alive()) {
@@ -132,8 +132,13 @@ export function useLayer(kind: LowerKind, label: string, fo: FixtureOptions = {}
       await layer.kill9();
       layer = undefined;
     }
+    if (layer && !(await responsive(layer.mnt))) {
+      dead.push(`daemon hung (stat of the mount root took over 15 s); killed\n${tail(layer.stderr(), 2000)}`);
+      await layer.kill9();
+      layer = undefined;
+    }
     if (!layer) await f.mount();
-  });
+  }, 180_000 * SLOW);
 
   afterAll(async () => {
     try {
@@ -143,7 +148,7 @@ export function useLayer(kind: LowerKind, label: string, fo: FixtureOptions = {}
       if (lower) await lower.dispose();
       lower = undefined;
     }
-  });
+  }, 300_000 * SLOW);
 
   return f;
 }
@@ -153,8 +158,10 @@ function fmt(e: { code: number | null; signal: string | null } | undefined): str
   return e.signal ? `signal ${e.signal}` : `exit ${String(e.code)}`;
 }
 
-function makeWorkDirIn(lower: Lower): string {
-  return lower.work ?? makeWorkDir("mnt");
+/** The mount answers a stat of its root within 15 s (checked from a child process, which can be killed). */
+async function responsive(mnt: string): Promise<boolean> {
+  const r = await run("stat", ["-c", "%i", mnt], { timeoutMs: 15_000 * SLOW });
+  return r.code === 0;
 }
 
 /** Names in a directory (async; safe on a mount), sorted, reserved lower names included. */
