@@ -1,6 +1,6 @@
 # Builds the libfuse3 low-level addon: build/Release/pershome_fuse.node
 #   node-gyp rebuild --directory src/native
-# ASan variant (test/native/asan.test.ts): the test copies this file and fuse_ll.c to
+# ASan variant (test/native/memory-safety.test.ts): the test copies this file and fuse_ll.c to
 # .cache/native-asan/ and builds there with PERSHOME_ASAN=1, so the regular build above
 # is never clobbered while other tests use it.
 {

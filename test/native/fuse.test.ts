@@ -122,7 +122,10 @@ describe("pershome_fuse addon", () => {
     const lookalike = Buffer.from("n\uFFFD"); // 6e ef bf bd
     fs.writeFileSync(Buffer.concat([mnt, raw]), "raw");
     fs.writeFileSync(Buffer.concat([mnt, lookalike]), "utf8");
-    const names = fs.readdirSync(m.mnt, { encoding: "buffer" }).map((b) => b.toString("hex")).sort();
+    const names = fs
+      .readdirSync(m.mnt, { encoding: "buffer" })
+      .map((b) => b.toString("hex"))
+      .sort();
     expect(names).toEqual([raw.toString("hex"), lookalike.toString("hex")].sort());
     expect(fs.readFileSync(Buffer.concat([mnt, raw]), "utf8")).toBe("raw");
     expect(fs.readFileSync(Buffer.concat([mnt, lookalike]), "utf8")).toBe("utf8");
@@ -176,7 +179,11 @@ describe("pershome_fuse addon", () => {
     const names = fs.readdirSync(d);
     expect(names.length).toBe(2000);
     expect(new Set(names)).toEqual(new Set(want));
-    expect(run("sh", ["-c", `ls -f '${d}' | wc -l`]).stdout.toString().trim()).toBe("2002");
+    expect(
+      run("sh", ["-c", `ls -f '${d}' | wc -l`])
+        .stdout.toString()
+        .trim(),
+    ).toBe("2002");
     const e = await m.stop();
     const rounds = e.stats!.readdirplusCalls - before.readdirplusCalls;
     expect(rounds).toBeGreaterThan(10);
@@ -237,6 +244,28 @@ describe("pershome_fuse addon", () => {
     const e = await m.stop();
     expect(e.stats!.doubleReplyThrew).toBe(2);
   });
+
+  const nobody = run("id", ["-u", "nobody"]);
+  it.skipIf(nobody.status !== 0 || run("setpriv", ["--version"]).status !== 0)(
+    "mounts and unmounts as an unprivileged user (through fusermount3)",
+    async () => {
+      const uid = Number(nobody.stdout.toString());
+      const gid = Number(run("id", ["-g", "nobody"]).stdout.toString());
+      const asNobody = ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups"];
+      const m = await startMemfs({ wrapper: asNobody, owner: { uid, gid } });
+      expect(isMounted(m.mnt)).toBe(true);
+      const f = path.join(m.mnt, "f");
+      const sh = (cmd: string): string =>
+        run(asNobody[0]!, [...asNobody.slice(1), "sh", "-c", cmd]).stdout.toString();
+      expect(sh(`echo hi > ${f} && cat ${f} && stat -c %u ${f}`)).toBe(`hi\n${uid}\n`);
+      // without allow_other, other users (root included) are kept out by the kernel
+      expect(code(() => fs.statSync(f))).toBe("EACCES");
+      const e = await m.stop(); // session.unmount() goes through fusermount3 -u
+      expect(e.code).toBe(0);
+      expect(e.exitLine).toBe("ok");
+      expect(isMounted(m.mnt)).toBe(false);
+    },
+  );
 
   it("mount() throws a clear Error for a missing mountpoint or a bad option", async () => {
     const { fuse } = await import("../../src/native/index.js");

@@ -18,7 +18,10 @@ export function nodeGypPath(): string {
   const fromNpm = process.env["npm_config_node_gyp"];
   if (fromNpm && fs.existsSync(fromNpm)) return fromNpm;
   const candidates = [
-    path.join(path.dirname(process.execPath), "../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"),
+    path.join(
+      path.dirname(process.execPath),
+      "../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js",
+    ),
     "/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js",
     "/usr/local/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js",
   ];
@@ -30,17 +33,23 @@ export function nodeGypPath(): string {
 /** Runs node-gyp rebuild in `dir`; nodedir = this Node's install prefix (headers are local). */
 export function nodeGypRebuild(dir: string, env: NodeJS.ProcessEnv = {}): void {
   const nodedir = process.env["npm_config_nodedir"] ?? path.resolve(path.dirname(process.execPath), "..");
-  const r = spawnSync(process.execPath, [nodeGypPath(), "rebuild", `--nodedir=${nodedir}`, "--directory", dir], {
-    env: { ...process.env, ...env },
-    encoding: "utf8",
-  });
+  const r = spawnSync(
+    process.execPath,
+    [nodeGypPath(), "rebuild", `--nodedir=${nodedir}`, "--directory", dir],
+    {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+    },
+  );
   if (r.status !== 0) throw new Error(`node-gyp rebuild in ${dir} failed:\n${r.stdout}\n${r.stderr}`);
 }
 
 /** Builds the addon if it is missing or older than its sources. */
 export function ensureAddon(): void {
   const built = fs.existsSync(ADDON) ? fs.statSync(ADDON).mtimeMs : 0;
-  const src = Math.max(...["fuse_ll.c", "binding.gyp"].map((f) => fs.statSync(path.join(NATIVE_DIR, f)).mtimeMs));
+  const src = Math.max(
+    ...["fuse_ll.c", "binding.gyp"].map((f) => fs.statSync(path.join(NATIVE_DIR, f)).mtimeMs),
+  );
   if (built < src) nodeGypRebuild(NATIVE_DIR);
 }
 
@@ -50,7 +59,10 @@ export function run(cmd: string, args: string[], input?: string): SpawnSyncRetur
 
 export function isMounted(mnt: string): boolean {
   const esc = mnt.replace(/[ \t\n\\]/g, (c) => "\\" + c.charCodeAt(0).toString(8).padStart(3, "0"));
-  return fs.readFileSync("/proc/self/mounts", "utf8").split("\n").some((l) => l.split(" ")[1] === esc);
+  return fs
+    .readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .some((l) => l.split(" ")[1] === esc);
 }
 
 export interface Stats {
@@ -96,6 +108,8 @@ export interface StartOptions {
   /** command prefix, e.g. ["valgrind", "-q"] */
   wrapper?: string[];
   readyTimeoutMs?: number;
+  /** hand the mountpoint to this user (for unprivileged mounts) */
+  owner?: { uid: number; gid: number };
 }
 
 const live = new Set<{ dir: string; mnt: string; child: ChildProcess }>();
@@ -119,6 +133,10 @@ export async function startMemfs(o: StartOptions = {}): Promise<Memfs> {
   const dir = fs.mkdtempSync("/tmp/pershome-native-");
   const mnt = path.join(dir, "mnt");
   fs.mkdirSync(mnt);
+  if (o.owner) {
+    fs.chmodSync(dir, 0o755);
+    fs.chownSync(mnt, o.owner.uid, o.owner.gid);
+  }
   const argv = [...(o.wrapper ?? []), process.execPath, "--expose-gc", FIXTURE, mnt];
   const child = spawn(argv[0]!, argv.slice(1), {
     env: { ...process.env, ...o.env },
@@ -147,14 +165,21 @@ export async function startMemfs(o: StartOptions = {}): Promise<Memfs> {
     child.stdout!.on("data", check);
     void exited.then((e) => {
       clearTimeout(timer);
-      reject(new Error(`memfs exited before ready (code ${e.code}, signal ${e.signal}):\n${e.stdout}\n${e.stderr}`));
+      reject(
+        new Error(
+          `memfs exited before ready (code ${e.code}, signal ${e.signal}):\n${e.stdout}\n${e.stderr}`,
+        ),
+      );
     });
   });
   const stats = async (): Promise<Stats> => {
     const before = out.length;
     child.kill("SIGUSR2");
     for (let i = 0; i < 500; i++) {
-      const line = out.slice(before).split("\n").find((l) => l.startsWith("stats "));
+      const line = out
+        .slice(before)
+        .split("\n")
+        .find((l) => l.startsWith("stats "));
       if (line) return JSON.parse(line.slice(6)) as Stats;
       await new Promise((r) => setTimeout(r, 10));
     }
