@@ -67,6 +67,7 @@ struct session {
 /* ---- small helpers ---- */
 
 #define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)
+#define THROW(...) do { fail(env, __VA_ARGS__); return NULL; } while (0)
 #define ARGS(n) napi_value argv[n]; size_t argc = n; \
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
 
@@ -254,7 +255,7 @@ static void req_finalize(napi_env env, void *data, void *hint) {
 /* Unwraps a FuseReq for a reply; throws if it was already answered. */
 static reqw *get_req(napi_env env, napi_value v) {
   reqw *w;
-  if (napi_unwrap(env, v, (void **)&w) != napi_ok || !w) { fail(env, "not a FuseReq"); return NULL; }
+  if (napi_unwrap(env, v, (void **)&w) != napi_ok || !w) THROW("not a FuseReq");
   if (w->replied) { napi_throw_error(env, "EALREADY", "FUSE request already replied"); return NULL; }
   return w;
 }
@@ -322,12 +323,20 @@ static void dispatch(fuse_req_t req, int op, size_t argc, napi_value *argv, size
 
 #define SESSION session *s = fuse_req_userdata(req); napi_env env = s->env
 #define INO(i) num(env, (double)(i))
+#define NAME(n) name_buf(env, n)
+#define FI(fi) fi_obj(env, fi)
 #define DISPATCH(op, size, ...) do { napi_value a[] = {NULL, __VA_ARGS__}; \
     dispatch(req, op, sizeof a / sizeof a[0], a, size); } while (0)
+/* op(req, ino, fi) and op(req, parent, name) share a shape: */
+#define LL_FI(f, OP) static void ll_##f(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) \
+  { SESSION; DISPATCH(OP, 0, INO(ino), FI(fi)); }
+#define LL_NAME(f, OP) static void ll_##f(fuse_req_t req, fuse_ino_t p, const char *name) \
+  { SESSION; DISPATCH(OP, 0, INO(p), NAME(name)); }
+LL_FI(open, OP_OPEN) LL_FI(flush, OP_FLUSH) LL_FI(release, OP_RELEASE)
+LL_FI(opendir, OP_OPENDIR) LL_FI(releasedir, OP_RELEASEDIR)
+LL_NAME(lookup, OP_LOOKUP) LL_NAME(unlink, OP_UNLINK) LL_NAME(rmdir, OP_RMDIR)
+LL_NAME(removexattr, OP_REMOVEXATTR) /* (ino, name): same shape */
 
-static void ll_lookup(fuse_req_t req, fuse_ino_t p, const char *name) {
-  SESSION; DISPATCH(OP_LOOKUP, 0, INO(p), name_buf(env, name));
-}
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
   SESSION; napi_value a[] = {INO(ino), num(env, n)};
   call_js(s, OP_FORGET, 2, a, NULL, 0);
@@ -346,90 +355,64 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   SESSION; DISPATCH(OP_GETATTR, 0, INO(ino), fi ? num(env, fi->fh) : undef(env));
 }
-static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-                       struct fuse_file_info *fi) {
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
   SESSION; attr->st_ino = ino;
-  DISPATCH(OP_SETATTR, 0, INO(ino), attr_obj(env, attr), num(env, to_set),
-           fi ? num(env, fi->fh) : undef(env));
+  DISPATCH(OP_SETATTR, 0, INO(ino), attr_obj(env, attr), num(env, to_set), fi ? num(env, fi->fh) : undef(env));
 }
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { SESSION; DISPATCH(OP_READLINK, 0, INO(ino)); }
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { SESSION; DISPATCH(OP_STATFS, 0, INO(ino)); }
 static void ll_mknod(fuse_req_t req, fuse_ino_t p, const char *name, mode_t mode, dev_t rdev) {
-  SESSION; DISPATCH(OP_MKNOD, 0, INO(p), name_buf(env, name), u32(env, mode), num(env, rdev));
+  SESSION; DISPATCH(OP_MKNOD, 0, INO(p), NAME(name), u32(env, mode), num(env, rdev));
 }
 static void ll_mkdir(fuse_req_t req, fuse_ino_t p, const char *name, mode_t mode) {
-  SESSION; DISPATCH(OP_MKDIR, 0, INO(p), name_buf(env, name), u32(env, mode));
-}
-static void ll_unlink(fuse_req_t req, fuse_ino_t p, const char *name) {
-  SESSION; DISPATCH(OP_UNLINK, 0, INO(p), name_buf(env, name));
-}
-static void ll_rmdir(fuse_req_t req, fuse_ino_t p, const char *name) {
-  SESSION; DISPATCH(OP_RMDIR, 0, INO(p), name_buf(env, name));
+  SESSION; DISPATCH(OP_MKDIR, 0, INO(p), NAME(name), u32(env, mode));
 }
 static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t p, const char *name) {
-  SESSION; DISPATCH(OP_SYMLINK, 0, name_buf(env, link), INO(p), name_buf(env, name));
+  SESSION; DISPATCH(OP_SYMLINK, 0, NAME(link), INO(p), NAME(name));
 }
-static void ll_rename(fuse_req_t req, fuse_ino_t p, const char *name, fuse_ino_t np,
-                      const char *nname, unsigned flags) {
-  SESSION; DISPATCH(OP_RENAME, 0, INO(p), name_buf(env, name), INO(np), name_buf(env, nname), u32(env, flags));
+static void ll_rename(fuse_req_t req, fuse_ino_t p, const char *name, fuse_ino_t np, const char *nname,
+                      unsigned flags) {
+  SESSION; DISPATCH(OP_RENAME, 0, INO(p), NAME(name), INO(np), NAME(nname), u32(env, flags));
 }
 static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nname) {
-  SESSION; DISPATCH(OP_LINK, 0, INO(ino), INO(np), name_buf(env, nname));
-}
-static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_OPEN, 0, INO(ino), fi_obj(env, fi));
+  SESSION; DISPATCH(OP_LINK, 0, INO(ino), INO(np), NAME(nname));
 }
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_READ, size, INO(ino), num(env, size), num(env, off), fi_obj(env, fi));
+  SESSION; DISPATCH(OP_READ, size, INO(ino), num(env, size), num(env, off), FI(fi));
 }
+/* buf points into the receive buffer, which the next request overwrites: copy it. */
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi) {
-  /* buf points into the receive buffer, which the next request overwrites: copy. */
-  SESSION; DISPATCH(OP_WRITE, 0, INO(ino), bytes(env, buf, size), num(env, off), fi_obj(env, fi));
-}
-static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_FLUSH, 0, INO(ino), fi_obj(env, fi));
-}
-static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_RELEASE, 0, INO(ino), fi_obj(env, fi));
+  SESSION; DISPATCH(OP_WRITE, 0, INO(ino), bytes(env, buf, size), num(env, off), FI(fi));
 }
 static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_FSYNC, 0, INO(ino), boolean(env, datasync), fi_obj(env, fi));
-}
-static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_OPENDIR, 0, INO(ino), fi_obj(env, fi));
-}
-static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_READDIR, size, INO(ino), num(env, size), num(env, off), fi_obj(env, fi));
-}
-static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_READDIRPLUS, size, INO(ino), num(env, size), num(env, off), fi_obj(env, fi));
-}
-static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_RELEASEDIR, 0, INO(ino), fi_obj(env, fi));
+  SESSION; DISPATCH(OP_FSYNC, 0, INO(ino), boolean(env, datasync), FI(fi));
 }
 static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_FSYNCDIR, 0, INO(ino), boolean(env, datasync), fi_obj(env, fi));
+  SESSION; DISPATCH(OP_FSYNCDIR, 0, INO(ino), boolean(env, datasync), FI(fi));
 }
-static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { SESSION; DISPATCH(OP_STATFS, 0, INO(ino)); }
-static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-                        size_t size, int flags) {
-  SESSION; DISPATCH(OP_SETXATTR, 0, INO(ino), name_buf(env, name), bytes(env, value, size), num(env, flags));
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_READDIR, size, INO(ino), num(env, size), num(env, off), FI(fi));
+}
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  SESSION; DISPATCH(OP_READDIRPLUS, size, INO(ino), num(env, size), num(env, off), FI(fi));
+}
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+                        int flags) {
+  SESSION; DISPATCH(OP_SETXATTR, 0, INO(ino), NAME(name), bytes(env, value, size), num(env, flags));
 }
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  SESSION; DISPATCH(OP_GETXATTR, size, INO(ino), name_buf(env, name), num(env, size));
+  SESSION; DISPATCH(OP_GETXATTR, size, INO(ino), NAME(name), num(env, size));
 }
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   SESSION; DISPATCH(OP_LISTXATTR, size, INO(ino), num(env, size));
 }
-static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
-  SESSION; DISPATCH(OP_REMOVEXATTR, 0, INO(ino), name_buf(env, name));
-}
 static void ll_create(fuse_req_t req, fuse_ino_t p, const char *name, mode_t mode, struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_CREATE, 0, INO(p), name_buf(env, name), u32(env, mode), fi_obj(env, fi));
+  SESSION; DISPATCH(OP_CREATE, 0, INO(p), NAME(name), u32(env, mode), FI(fi));
 }
 static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
                          struct fuse_file_info *fi) {
-  SESSION; DISPATCH(OP_FALLOCATE, 0, INO(ino), num(env, mode), num(env, off), num(env, len), fi_obj(env, fi));
+  SESSION; DISPATCH(OP_FALLOCATE, 0, INO(ino), num(env, mode), num(env, off), num(env, len), FI(fi));
 }
 
 /* INIT: apply InitOptions to the connection, then tell JS what was negotiated. */
@@ -577,7 +560,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 static napi_value js_unmount(napi_env env, napi_callback_info info) {
   napi_value self; session *s;
   CHECK(napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
-  if (napi_unwrap(env, self, (void **)&s) != napi_ok) { fail(env, "not a FuseSession"); return NULL; }
+  if (napi_unwrap(env, self, (void **)&s) != napi_ok) THROW("not a FuseSession");
   if (s->state != MOUNTED) return NULL;
   if (s->dispatching) { fuse_session_exit(s->se); return NULL; } /* pump() ends it */
   end_session(s, 1);
@@ -611,10 +594,10 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_value v, list, res; napi_valuetype t; uint32_t n = 0; double d; bool b;
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   if (napi_get_value_string_utf8(env, argv[0], mp, sizeof mp, NULL) != napi_ok)
-    { fail(env, "mountpoint must be a string"); return NULL; }
-  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_object) { fail(env, "ops must be an object"); return NULL; }
-  if (napi_typeof(env, argv[2], &t) != napi_ok || t != napi_object) { fail(env, "opts must be an object"); return NULL; }
-  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) { fail(env, "onExit must be a function"); return NULL; }
+    THROW("mountpoint must be a string");
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_object) THROW("ops must be an object");
+  if (napi_typeof(env, argv[2], &t) != napi_ok || t != napi_object) THROW("opts must be an object");
+  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) THROW("onExit must be a function");
 
   session *s = calloc(1, sizeof *s);
   s->env = env; s->max_write = s->max_read = 1 << 20; s->readdirplus = 1; s->atomic_trunc = 1;
@@ -704,69 +687,55 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 /* ---- replies: unwrap, validate (may throw; the request stays open), then answer once ---- */
 
 #define REQ reqw *w = get_req(env, argv[0]); if (!w) return NULL
+#define ANSWER(call) do { fuse_req_t r = finish(w); if (r) call; return NULL; } while (0)
 
 static napi_value js_reply_err(napi_env env, napi_callback_info info) {
   ARGS(2); REQ; int32_t e;
-  if (napi_get_value_int32(env, argv[1], &e) != napi_ok) { fail(env, "errno must be a number"); return NULL; }
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_err(r, e < 0 ? -e : e); /* accept -ENOENT as well as ENOENT */
-  return NULL;
+  if (napi_get_value_int32(env, argv[1], &e) != napi_ok) THROW("errno must be a number");
+  ANSWER(fuse_reply_err(r, e < 0 ? -e : e)); /* accept -ENOENT as well as ENOENT */
 }
 static napi_value js_reply_none(napi_env env, napi_callback_info info) {
-  ARGS(1); REQ; fuse_req_t r = finish(w);
-  if (r) fuse_reply_none(r);
-  return NULL;
+  ARGS(1); REQ;
+  ANSWER(fuse_reply_none(r));
 }
 static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   ARGS(2); REQ; struct fuse_entry_param e;
   if (!to_entry(env, argv[1], &e)) return NULL;
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_entry(r, &e);
-  return NULL;
+  ANSWER(fuse_reply_entry(r, &e));
 }
 static napi_value js_reply_create(napi_env env, napi_callback_info info) {
   ARGS(3); REQ; struct fuse_entry_param e; struct fuse_file_info fi;
   if (!to_entry(env, argv[1], &e) || !to_open(env, argv[2], &fi)) return NULL;
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_create(r, &e, &fi);
-  return NULL;
+  ANSWER(fuse_reply_create(r, &e, &fi));
 }
 static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   ARGS(3); REQ; struct stat st; double timeout;
   if (!to_stat(env, argv[1], &st)) return NULL;
-  if (napi_get_value_double(env, argv[2], &timeout) != napi_ok) { fail(env, "attrTimeout must be a number"); return NULL; }
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_attr(r, &st, timeout);
-  return NULL;
+  if (napi_get_value_double(env, argv[2], &timeout) != napi_ok) THROW("attrTimeout must be a number");
+  ANSWER(fuse_reply_attr(r, &st, timeout));
 }
 static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
   ARGS(2); REQ; char target[4097];
   if (!get_name(env, argv[1], target, sizeof target, "target")) return NULL;
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_readlink(r, target);
-  return NULL;
+  ANSWER(fuse_reply_readlink(r, target));
 }
 static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   ARGS(2); REQ; struct fuse_file_info fi;
   if (!to_open(env, argv[1], &fi)) return NULL;
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_open(r, &fi);
-  return NULL;
+  ANSWER(fuse_reply_open(r, &fi));
 }
 static napi_value js_reply_write(napi_env env, napi_callback_info info) {
   ARGS(2); REQ; double n;
-  if (napi_get_value_double(env, argv[1], &n) != napi_ok || n < 0) { fail(env, "count must be a number >= 0"); return NULL; }
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_write(r, (size_t)n);
-  return NULL;
+  if (napi_get_value_double(env, argv[1], &n) != napi_ok || n < 0) THROW("count must be a number >= 0");
+  ANSWER(fuse_reply_write(r, (size_t)n));
 }
 static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   ARGS(3); REQ; void *d; size_t n; double len; napi_valuetype t;
-  if (napi_get_buffer_info(env, argv[1], &d, &n) != napi_ok) { fail(env, "buf must be a Buffer"); return NULL; }
+  if (napi_get_buffer_info(env, argv[1], &d, &n) != napi_ok) THROW("buf must be a Buffer");
   napi_typeof(env, argv[2], &t);
   if (t != napi_undefined) {
     if (napi_get_value_double(env, argv[2], &len) != napi_ok || len < 0 || len > n)
-      { fail(env, "length must be a number within the buffer"); return NULL; }
+      THROW("length must be a number within the buffer");
     n = (size_t)len;
   }
   /* More than the kernel asked for is a protocol error it would turn into EIO. */
@@ -774,9 +743,7 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "replyBuf: more bytes than the request's size");
     return NULL;
   }
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_buf(r, d, n);
-  return NULL;
+  ANSWER(fuse_reply_buf(r, d, n));
 }
 static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
   ARGS(2); REQ; struct statvfs st; double v[9];
@@ -785,24 +752,20 @@ static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
   memset(&st, 0, sizeof st);
   st.f_bsize = v[0]; st.f_frsize = v[1]; st.f_blocks = v[2]; st.f_bfree = v[3]; st.f_bavail = v[4];
   st.f_files = v[5]; st.f_ffree = v[6]; st.f_favail = v[7]; st.f_namemax = v[8];
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_statfs(r, &st);
-  return NULL;
+  ANSWER(fuse_reply_statfs(r, &st));
 }
 static napi_value js_reply_xattr(napi_env env, napi_callback_info info) {
   ARGS(2); REQ; double n;
-  if (napi_get_value_double(env, argv[1], &n) != napi_ok || n < 0) { fail(env, "size must be a number >= 0"); return NULL; }
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_xattr(r, (size_t)n);
-  return NULL;
+  if (napi_get_value_double(env, argv[1], &n) != napi_ok || n < 0) THROW("size must be a number >= 0");
+  ANSWER(fuse_reply_xattr(r, (size_t)n));
 }
 
 /* replyDirents / replyDirentsPlus: pack entries until `size` is full; return the count. */
 static napi_value reply_dirents(napi_env env, napi_callback_info info, int plus) {
   ARGS(3); REQ; double dsize; uint32_t count; size_t used = 0; uint32_t i;
   char name[NAME_CAP];
-  if (napi_get_value_double(env, argv[1], &dsize) != napi_ok || dsize < 0) { fail(env, "size must be a number"); return NULL; }
-  if (napi_get_array_length(env, argv[2], &count) != napi_ok) { fail(env, "entries must be an array"); return NULL; }
+  if (napi_get_value_double(env, argv[1], &dsize) != napi_ok || dsize < 0) THROW("size must be a number");
+  if (napi_get_array_length(env, argv[2], &count) != napi_ok) THROW("entries must be an array");
   size_t size = (size_t)dsize;
   if (w->size && size > w->size) size = w->size;
   if (!w->s) { finish(w); return u32(env, 0); } /* session gone: nothing to pack for */
@@ -846,21 +809,21 @@ static napi_value js_reply_dirents_plus(napi_env env, napi_callback_info info) {
 
 static session *get_session(napi_env env, napi_value v) {
   session *s;
-  if (napi_unwrap(env, v, (void **)&s) != napi_ok) { fail(env, "not a FuseSession"); return NULL; }
+  if (napi_unwrap(env, v, (void **)&s) != napi_ok) THROW("not a FuseSession");
   return s;
 }
 static napi_value js_notify_inval_inode(napi_env env, napi_callback_info info) {
   ARGS(4); double ino, off, len; session *s = get_session(env, argv[0]);
   if (!s) return NULL;
   if (napi_get_value_double(env, argv[1], &ino) != napi_ok || napi_get_value_double(env, argv[2], &off) != napi_ok ||
-      napi_get_value_double(env, argv[3], &len) != napi_ok) { fail(env, "ino, off, len must be numbers"); return NULL; }
+      napi_get_value_double(env, argv[3], &len) != napi_ok) THROW("ino, off, len must be numbers");
   if (s->state != MOUNTED) return num(env, -ENOTCONN);
   return num(env, fuse_lowlevel_notify_inval_inode(s->se, (fuse_ino_t)ino, (off_t)off, (off_t)len));
 }
 static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
   ARGS(3); double parent; char name[NAME_CAP]; session *s = get_session(env, argv[0]);
   if (!s) return NULL;
-  if (napi_get_value_double(env, argv[1], &parent) != napi_ok) { fail(env, "parent must be a number"); return NULL; }
+  if (napi_get_value_double(env, argv[1], &parent) != napi_ok) THROW("parent must be a number");
   if (!get_name(env, argv[2], name, sizeof name, "name")) return NULL;
   if (s->state != MOUNTED) return num(env, -ENOTCONN);
   return num(env, fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)parent, name, strlen(name)));
