@@ -53,7 +53,7 @@ export class DirIndex {
       if (isReservedStored(name)) continue;
       const unicode = bytesToStored(name);
       let user = unicode === null ? name : decodeName(unicode);
-      if (user.length === 0 || user.length > 255 || user.includes("/") || user.includes("\0")) user = name;
+      if (user.length === 0 || user.length > 255 || user === "." || user === ".." || /[/\0]/.test(user)) user = name;
       if (this.byUser.has(user)) {
         // Only another system can store two names that decode alike: show the second one
         // under its stored name, or a numbered variant. Never hide a file.

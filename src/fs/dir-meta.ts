@@ -113,7 +113,7 @@ export class DirMeta {
         text = this.lower.readSmall(path, MAX_LOG_BYTES);
       } catch (err) {
         if (hasCode(err, "ENOENT")) continue;
-        if (hasCode(err, "ELOOP") || hasCode(err, "EISDIR") || hasCode(err, "EIO")) {
+        if (hasCode(err, "ELOOP") || hasCode(err, "EISDIR") || hasCode(err, "EACCES")) {
           warnOnce(path, `cannot read metadata ${showPath(path)} (${String(err)}); its files show with defaults`);
           this.junk.add(slot);
           continue;

@@ -199,9 +199,11 @@ export class Layer {
     return this.inodes.add((ino) => new Inode(ino, this.links, id, id, "h", id));
   }
 
-  /** A user name as given by the kernel: checked, as a byte string. */
+  /**
+   * A user name as given by the kernel, as a byte string. Only new names are held to 255
+   * bytes: a longer name that another system stored must still be reachable.
+   */
   userName(name: Buffer): string {
-    if (name.length > MAX_NAME_BYTES) fail(E.ENAMETOOLONG);
     return name.toString("latin1");
   }
 
@@ -211,6 +213,7 @@ export class Layer {
    * name, e.g. O_EXCL) until one is free. Returns the stored name used.
    */
   createStored(dir: Inode, name: string, create: (path: string) => void): string {
+    if (name.length > MAX_NAME_BYTES) fail(E.ENAMETOOLONG);
     const index = this.dirIndex(dir);
     const base = encodeName(name);
     const dirPath = this.pathOf(dir);
@@ -233,6 +236,7 @@ export class Layer {
 
   /** A free stored name for a rename target (checked with lstat: rename has no O_EXCL). */
   freeStoredName(dir: Inode, name: string, moving?: string): string {
+    if (name.length > MAX_NAME_BYTES) fail(E.ENAMETOOLONG);
     const index = this.dirIndex(dir);
     const base = encodeName(name);
     const dirPath = this.pathOf(dir);

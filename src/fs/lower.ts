@@ -52,8 +52,17 @@ export class Lower {
       .map((d) => ({ name: (d.name as unknown as Buffer).toString("latin1"), isDir: d.isDirectory() }));
   }
 
+  /**
+   * Opens a stored regular file. O_NONBLOCK keeps a fifo planted on a stick from blocking the
+   * daemon (it changes nothing for regular files); anything but a regular file is refused.
+   */
   open(path: string, flags: number, mode = 0o644): number {
-    return fs.openSync(b(path), flags | C.O_NOFOLLOW, mode);
+    const fd = fs.openSync(b(path), flags | C.O_NOFOLLOW | C.O_NONBLOCK, mode);
+    if (!fs.fstatSync(fd).isFile()) {
+      fs.closeSync(fd);
+      throw Object.assign(new Error(`not a regular file: ${path}`), { code: "EACCES" });
+    }
+    return fd;
   }
 
   /** Creates a file that must not exist yet (O_EXCL: the last guard against case collisions). */
