@@ -201,6 +201,24 @@ describe("pershome_fuse addon", () => {
     expect(isMounted(m.mnt)).toBe(false);
   });
 
+  it("session.unmount() from inside an op ends the session right after that op", async () => {
+    const m = await startMemfs();
+    fs.writeFileSync(path.join(m.mnt, "f"), "x");
+    expect(code(() => fs.statSync(path.join(m.mnt, "unmount-now")))).toBe(ENOENT);
+    const e = await m.exited;
+    expect(e.code).toBe(0);
+    expect(e.exitLine).toBe("ok");
+    expect(isMounted(m.mnt)).toBe(false);
+  });
+
+  it("a throwing init() ends the session with that error", async () => {
+    const m = await startMemfs({ env: { MEMFS_INIT_THROW: "1" } });
+    const e = await m.exited;
+    expect(e.exitLine).toMatch(/^init threw: Error: memfs: init refused/);
+    expect(e.code).toBe(1);
+    expect(isMounted(m.mnt)).toBe(false);
+  });
+
   it("process.exit() while mounted still unmounts (atexit hook)", async () => {
     const m = await startMemfs({ env: { MEMFS_EXIT_MS: "300" } });
     fs.writeFileSync(path.join(m.mnt, "f"), "x");

@@ -129,6 +129,18 @@ describe.skipIf(!haveAsan)("AddressSanitizer build", () => {
     expect(m.stderr()).not.toContain("ERROR: AddressSanitizer");
   }, 180_000);
 
+  it("survives session.unmount() from inside an op, and a throwing init()", async () => {
+    const m = await startMemfs({ env: asanEnv() });
+    expectCode(() => fs.statSync(path.join(m.mnt, "unmount-now")), "ENOENT");
+    const e = await m.exited;
+    expect(e.code).toBe(0);
+    expect(e.stderr).not.toContain("ERROR: AddressSanitizer");
+    const m2 = await startMemfs({ env: { ...asanEnv(), MEMFS_INIT_THROW: "1" } });
+    const e2 = await m2.exited;
+    expect(e2.exitLine).toMatch(/^init threw/);
+    expect(e2.stderr).not.toContain("ERROR: AddressSanitizer");
+  }, 60_000);
+
   it("survives an unmount from outside with no AddressSanitizer report", async () => {
     const m = await startMemfs({ env: asanEnv() });
     fs.writeFileSync(path.join(m.mnt, "f"), "x");
