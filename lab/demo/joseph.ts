@@ -1,0 +1,90 @@
+/**
+ * `npm run demo`: the main job, end to end, on a virtual FAT32 stick read by the real Linux
+ * vfat driver (a QEMU guest with Debian's kernel). Joseph's home is mounted from the stick at
+ * "the college", he works, the stick is carried to "the library" (a second, fresh guest), and
+ * everything is there; finally the stick is looked at the way Windows would see it.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runInVm } from "../microvm/index.js";
+import { fsckFat, makeFat32Stick, mdir, mmd } from "../sticks/index.js";
+
+const root = resolve(fileURLToPath(import.meta.url), "../../../..");
+const cli = join(root, "dist/src/cli/main.js");
+
+/** Mount the stick with vfat as a desktop would, then the pershome layer over a home. */
+const mountHome = `
+set -e
+mkdir -p /media/stick /home/joseph
+mount -t vfat -o utf8,shortname=mixed,flush,nosuid,nodev /dev/sda /media/stick
+node ${cli} mount /media/stick/pershome /home/joseph
+cd /home/joseph
+`;
+const unmountHome = `
+cd /
+node ${cli} umount /home/joseph
+umount /media/stick
+`;
+
+const atCollege = `${mountHome}
+echo '== at the college: Joseph writes his report and sets up his home'
+mkdir -p Documents .ssh
+printf 'My report, chapter 1\\n' > Documents/report.odt
+printf 'secret key\\n' > .ssh/id_ed25519 && chmod 600 .ssh/id_ed25519
+ln -s Documents/report.odt latest-report
+printf 'what: why?\\n' > 'notes: draft?.txt'
+printf 'all:\\n\\techo big\\n' > Makefile && printf 'all:\\n\\techo small\\n' > makefile
+touch -d '2024-02-29 12:34:56.123456789' Documents/report.odt
+setfattr -n user.course -v 'History 101' Documents/report.odt
+ls -la . Documents .ssh
+${unmountHome}`;
+
+const atLibrary = `${mountHome}
+echo '== at the library: everything is as Joseph left it'
+ls -la . Documents .ssh
+stat -c '%A %n' .ssh/id_ed25519
+readlink latest-report
+cat latest-report
+stat -c '%y %n' Documents/report.odt
+getfattr -n user.course Documents/report.odt
+head -2 Makefile makefile 'notes: draft?.txt'
+${unmountHome}`;
+
+async function main(): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "pershome-demo-"));
+  const stick = join(dir, "joseph-stick.img");
+  try {
+    console.log("== a fresh 64 MiB FAT32 stick with a /pershome folder (nothing else prepared)");
+    await makeFat32Stick(stick, 64, "JOSEPH");
+    await mmd(stick, "/pershome");
+    for (const [place, script] of [
+      ["college", atCollege],
+      ["library", atLibrary],
+    ] as const) {
+      console.log(`== booting the ${place} machine (QEMU, Debian kernel, vfat driver)...`);
+      const r = await runInVm({ command: script, sticks: [{ image: stick }], onOutput: (s) => process.stdout.write(s) });
+      if (r.exitCode !== 0) {
+        console.error(`the ${place} step failed (exit ${r.exitCode})`);
+        return 1;
+      }
+    }
+    console.log("== the stick as Windows sees it (mdir):");
+    console.log(await mdir(stick, "/pershome"));
+    console.log(await mdir(stick, "/pershome/Documents"));
+    const fsck = await fsckFat(stick);
+    console.log(`== fsck.fat -n: ${fsck.clean ? "clean" : "NOT CLEAN\n" + fsck.output}`);
+    return fsck.clean ? 0 : 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);
