@@ -177,7 +177,12 @@ export const CONFIG_KEYS = Object.keys(SETTERS);
 
 /** Parses pershome.conf text. Unknown keys and bad values are reported and ignored. */
 export function parseConfig(text: string, source = DEFAULT_CONFIG_FILE): Parsed<LoginConfig> {
-  const c: LoginConfig = { ...DEFAULTS, stickDevices: [], filesystems: [...DEFAULTS.filesystems], stickOptions: [] };
+  const c: LoginConfig = {
+    ...DEFAULTS,
+    stickDevices: [],
+    filesystems: [...DEFAULTS.filesystems],
+    stickOptions: [],
+  };
   const problems: string[] = [];
   text.split("\n").forEach((raw, i) => {
     const line = raw.replace(/(^|\s)#.*$/, "").trim();

@@ -38,12 +38,27 @@ export async function startHelper(args: string[], systemd: boolean, unit: string
   if (systemd) {
     const r = await runCommand(
       "systemd-run",
-      [`--unit=${unit}`, "--collect", "--quiet", "--no-block", "--property=KillMode=process", "--", process.execPath, HOOK_PATH, ...args],
+      [
+        `--unit=${unit}`,
+        "--collect",
+        "--quiet",
+        "--no-block",
+        "--property=KillMode=process",
+        "--",
+        process.execPath,
+        HOOK_PATH,
+        ...args,
+      ],
       { timeoutSec: 15 },
     );
     return r.exitCode === 0 ? { process: null, unit } : r.summary;
   }
-  const child = spawn(process.execPath, [HOOK_PATH, ...args], { detached: true, stdio: "ignore", env: systemEnv(), cwd: "/" });
+  const child = spawn(process.execPath, [HOOK_PATH, ...args], {
+    detached: true,
+    stdio: "ignore",
+    env: systemEnv(),
+    cwd: "/",
+  });
   const started = await new Promise<boolean>((resolve) => {
     child.once("spawn", () => resolve(true));
     child.once("error", () => resolve(false));

@@ -39,7 +39,17 @@ async function main(argv: string[]): Promise<number> {
   const finish = str(values.finish);
   const reset = str(values.reset);
   const pamType = process.env.PAM_TYPE ?? "";
-  const role = watch ? "watch" : finish ? "logout-wait" : reset ? "reset" : pamType === "open_session" ? "open" : pamType === "close_session" ? "close" : "hook";
+  const role = watch
+    ? "watch"
+    : finish
+      ? "logout-wait"
+      : reset
+        ? "reset"
+        : pamType === "open_session"
+          ? "open"
+          : pamType === "close_session"
+            ? "close"
+            : "hook";
   const journal = new Journal(cfg, role);
   for (const p of problems) journal.warn(p);
   const ctx: Context = { cfg, journal, configFile, systemd: useSystemd(cfg.systemd) };

@@ -47,11 +47,17 @@ export class Journal {
   }
 
   private write(level: Level, msg: string): void {
-    const text = `${this.role}${this.context ? ` ${this.context}` : ""}: ${level === "info" ? "" : level + ": "}${msg}`.replace(/\n/g, " / ");
+    const text =
+      `${this.role}${this.context ? ` ${this.context}` : ""}: ${level === "info" ? "" : level + ": "}${msg}`.replace(
+        /\n/g,
+        " / ",
+      );
     this.lines.push(text);
     if (this.file) {
       try {
-        fs.appendFileSync(this.file, `${new Date().toISOString()} pershome[${process.pid}] ${text}\n`, { mode: 0o640 });
+        fs.appendFileSync(this.file, `${new Date().toISOString()} pershome[${process.pid}] ${text}\n`, {
+          mode: 0o640,
+        });
       } catch {
         /* the log must never stop a login */
       }

@@ -29,7 +29,8 @@ export interface LayerRequest {
   timeoutSec: number;
 }
 
-export type LayerStart = { ok: true; layer: LayerInfo; ms: number } | { ok: false; why: string; layer: LayerInfo | null };
+export type LayerStart =
+  { ok: true; layer: LayerInfo; ms: number } | { ok: false; why: string; layer: LayerInfo | null };
 
 function tail(file: string, lines = 4): string {
   try {
@@ -44,7 +45,12 @@ export function layerMounted(home: string): boolean {
   return mountAt(home)?.fstype === LAYER_FSTYPE;
 }
 
-async function waitMounted(home: string, before: Set<number>, deadline: number, alive: () => boolean): Promise<"ready" | "died" | "timeout"> {
+async function waitMounted(
+  home: string,
+  before: Set<number>,
+  deadline: number,
+  alive: () => boolean,
+): Promise<"ready" | "died" | "timeout"> {
   for (;;) {
     const m = mountAt(home);
     if (m && m.fstype === LAYER_FSTYPE && !before.has(m.id)) return "ready";
@@ -78,22 +84,34 @@ export async function startLayer(q: LayerRequest): Promise<LayerStart> {
     let alive = true;
     const outcome = await waitMounted(q.home, before, deadline, () => alive);
     if (outcome !== "ready") alive = await active();
-    const main = Number((await runCommand("systemctl", ["show", "-p", "MainPID", "--value", unit], { timeoutSec: 5 })).stdout.trim());
+    const main = Number(
+      (
+        await runCommand("systemctl", ["show", "-p", "MainPID", "--value", unit], { timeoutSec: 5 })
+      ).stdout.trim(),
+    );
     layer.process = main > 1 ? processId(main) : null;
     if (outcome === "ready") return { ok: true, layer, ms: Date.now() - t0 };
-    return { ok: false, why: `${unit} ${outcome === "died" || !alive ? "stopped" : "did not mount in time"} (see: journalctl -u ${unit})`, layer };
+    return {
+      ok: false,
+      why: `${unit} ${outcome === "died" || !alive ? "stopped" : "did not mount in time"} (see: journalctl -u ${unit})`,
+      layer,
+    };
   }
 
   const logPath = `${q.dir}/layer.log`;
   const out = fs.openSync(logPath, "a", 0o600);
   let child;
   try {
-    child = spawn(process.execPath, [CLI_PATH, "mount", q.lower, q.home, "--foreground", "--owner", owner, "--allow-other"], {
-      detached: true, // its own session: not killed with the login's process group, no terminal
-      stdio: ["ignore", out, out], // never the hook's stdout: pam_exec would wait for it to close
-      env: systemEnv(),
-      cwd: "/",
-    });
+    child = spawn(
+      process.execPath,
+      [CLI_PATH, "mount", q.lower, q.home, "--foreground", "--owner", owner, "--allow-other"],
+      {
+        detached: true, // its own session: not killed with the login's process group, no terminal
+        stdio: ["ignore", out, out], // never the hook's stdout: pam_exec would wait for it to close
+        env: systemEnv(),
+        cwd: "/",
+      },
+    );
   } finally {
     fs.closeSync(out);
   }
@@ -109,7 +127,10 @@ export async function startLayer(q: LayerRequest): Promise<LayerStart> {
   const said = tail(logPath);
   return {
     ok: false,
-    why: outcome === "died" ? `the layer stopped: ${said || "no output"}` : `the layer did not mount within ${q.timeoutSec}s: ${said}`,
+    why:
+      outcome === "died"
+        ? `the layer stopped: ${said || "no output"}`
+        : `the layer did not mount within ${q.timeoutSec}s: ${said}`,
     layer,
   };
 }
@@ -147,11 +168,14 @@ export async function stopLayer(layer: LayerInfo, home: string, graceSec: number
   }
   if (layer.process && isRunning(layer.process)) {
     signal(layer.process, "SIGTERM");
-    if (await waitGone([layer.process], graceSec * 1000)) done.push(`daemon ${layer.process.pid} ended on SIGTERM`);
+    if (await waitGone([layer.process], graceSec * 1000))
+      done.push(`daemon ${layer.process.pid} ended on SIGTERM`);
     else {
       signal(layer.process, "SIGKILL");
       await waitGone([layer.process], 5000);
-      done.push(`daemon ${layer.process.pid} killed (SIGKILL) after ${graceSec}s: records not yet written may be lost`);
+      done.push(
+        `daemon ${layer.process.pid} killed (SIGKILL) after ${graceSec}s: records not yet written may be lost`,
+      );
       try {
         fs.rmSync(pidFile(home), { force: true });
       } catch {

@@ -76,7 +76,8 @@ export async function takeLock(dir: string, timeoutSec: number): Promise<HeldLoc
       if (current === id) return { path: file, release: () => stop(child) };
     }
     await stop(child);
-    if (id === null && Date.now() >= deadline) throw new LockTimeout(`could not take ${file} within ${timeoutSec}s`);
+    if (id === null && Date.now() >= deadline)
+      throw new LockTimeout(`could not take ${file} within ${timeoutSec}s`);
     await new Promise((r) => setTimeout(r, Math.min(200, 10 * (attempt + 1))));
   }
 }

@@ -47,12 +47,22 @@ export function mountAt(path: string, mounts = readMounts()): MountEntry | undef
 
 /** Every mount at or below this path. */
 export function mountsUnder(path: string, mounts = readMounts()): MountEntry[] {
-  return mounts.filter((m) => m.mountpoint === path || m.mountpoint.startsWith(path.endsWith("/") ? path : path + "/"));
+  return mounts.filter(
+    (m) => m.mountpoint === path || m.mountpoint.startsWith(path.endsWith("/") ? path : path + "/"),
+  );
 }
 
 /** Mounts of a block device, by its device number ("8:17") or its path as the mount source. */
-export function mountsOfDevice(devPath: string, majorMinor: string | null, mounts = readMounts()): MountEntry[] {
-  return mounts.filter((m) => m.source === devPath || (majorMinor !== null && m.majorMinor === majorMinor && m.source.startsWith("/dev/")));
+export function mountsOfDevice(
+  devPath: string,
+  majorMinor: string | null,
+  mounts = readMounts(),
+): MountEntry[] {
+  return mounts.filter(
+    (m) =>
+      m.source === devPath ||
+      (majorMinor !== null && m.majorMinor === majorMinor && m.source.startsWith("/dev/")),
+  );
 }
 
 export const LAYER_FSTYPE = "fuse.pershome";

@@ -47,7 +47,8 @@ export async function decideOptIn(
   try {
     text = fs.readFileSync(cfg.listFile, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") journal.warn(`cannot read ${cfg.listFile}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+      journal.warn(`cannot read ${cfg.listFile}: ${(err as Error).message}`);
   }
   const list = parseUserList(text, cfg.listFile);
   for (const p of list.problems) journal.warn(p);

@@ -11,10 +11,10 @@ import { type Account, lookupAccount } from "./account.js";
 import { type LoginConfig, expandPath } from "./config.js";
 import { type Helper, sleep, startHelper } from "./helpers.js";
 import type { Journal } from "./journal.js";
-import { layerMounted, startLayer, stopLayer, waitLayerExit } from "./layer-daemon.js";
+import { startLayer, stopLayer, waitLayerExit } from "./layer-daemon.js";
 import { type HeldLock, takeLock } from "./lock.js";
 import { LAYER_FSTYPE, mountAt, mountsUnder } from "./mounts.js";
-import { type StickName, clearMessage, leaveMessage, messages, stickName, tellPam } from "./notify.js";
+import { type StickName, clearMessage, leaveMessage, messages, tellPam } from "./notify.js";
 import { decideOptIn } from "./optin.js";
 import { type ProcessId, describeUses, processId, processesUsing, signal, waitGone } from "./processes.js";
 import { chooseStick, findCandidates, preferenceOrder } from "./stick-discovery.js";
@@ -53,16 +53,32 @@ export interface PamRequest {
 // ---------------------------------------------------------------- helpers
 
 function entryFor(req: PamRequest): SessionEntry {
-  return { app: req.app, service: req.service, tty: req.tty, rhost: req.rhost, opened: new Date().toISOString() };
+  return {
+    app: req.app,
+    service: req.service,
+    tty: req.tty,
+    rhost: req.rhost,
+    opened: new Date().toISOString(),
+  };
 }
 
 function describeSession(req: PamRequest): string {
-  return [req.service || "?", req.tty, req.rhost ? `from ${req.rhost}` : "", req.app ? `pid ${req.app.pid}` : ""]
+  return [
+    req.service || "?",
+    req.tty,
+    req.rhost ? `from ${req.rhost}` : "",
+    req.app ? `pid ${req.app.pid}` : "",
+  ]
     .filter(Boolean)
     .join(" ");
 }
 
-function say(ctx: Context, a: Pick<Account, "name" | "uid" | "gid">, text: string, desktopToo: boolean): void {
+function say(
+  ctx: Context,
+  a: Pick<Account, "name" | "uid" | "gid">,
+  text: string,
+  desktopToo: boolean,
+): void {
   tellPam(text);
   if (!desktopToo || !ctx.cfg.notify) return;
   try {
@@ -194,7 +210,8 @@ async function tryTeardown(ctx: Context, s: UserState): Promise<"done" | "busy">
   if (mountAt(s.home)?.fstype === LAYER_FSTYPE) {
     const { outcome, result } = await unmountPath(s.home);
     if (outcome === "busy" || outcome === "failed") {
-      if (outcome === "failed") j.warn(`unmounting the layer from ${s.home} failed: ${result?.summary ?? ""}`);
+      if (outcome === "failed")
+        j.warn(`unmounting the layer from ${s.home} failed: ${result?.summary ?? ""}`);
       return "busy";
     }
     j.info(`unmounted the layer from ${s.home}`);
@@ -204,7 +221,9 @@ async function tryTeardown(ctx: Context, s: UserState): Promise<"done" | "busy">
   if (await waitLayerExit(s.layer, ctx.cfg.flushTimeout)) {
     j.info(`the layer wrote everything to the stick and ended (${Date.now() - t0} ms)`);
   } else {
-    j.warn(`the layer was still writing after ${ctx.cfg.flushTimeout}s (flush_timeout): ${await stopLayer(s.layer, s.home, 5)}`);
+    j.warn(
+      `the layer was still writing after ${ctx.cfg.flushTimeout}s (flush_timeout): ${await stopLayer(s.layer, s.home, 5)}`,
+    );
   }
   await releaseStick(ctx, s);
   forget(ctx, s);
@@ -218,7 +237,10 @@ async function forceTeardown(ctx: Context, s: UserState, why: string): Promise<v
   const uses = processesUsing(s.home);
   j.warn(`${why}; still using ${s.home}: ${uses.length ? describeUses(uses) : "nothing found"}`);
   if (ctx.cfg.killLeftovers) {
-    const mine = uses.filter((u) => u.uid === s.uid).map((u) => processId(u.pid)).filter((p): p is ProcessId => p !== null);
+    const mine = uses
+      .filter((u) => u.uid === s.uid)
+      .map((u) => processId(u.pid))
+      .filter((p): p is ProcessId => p !== null);
     if (mine.length > 0) {
       for (const p of mine) signal(p, "SIGTERM");
       if (!(await waitGone(mine, 3000))) for (const p of mine) signal(p, "SIGKILL");
@@ -234,7 +256,10 @@ async function forceTeardown(ctx: Context, s: UserState, why: string): Promise<v
   // SIGTERM makes the daemon end its session and write everything out even while programs still
   // hold files in the detached home (they get "Transport endpoint is not connected" from now on).
   j.info(`stopping the layer: ${await stopLayer(s.layer, s.home, ctx.cfg.flushTimeout)}`);
-  for (const m of mountsUnder(s.home).filter((m) => m.fstype === LAYER_FSTYPE).reverse()) await lazyUnmount(m.mountpoint);
+  for (const m of mountsUnder(s.home)
+    .filter((m) => m.fstype === LAYER_FSTYPE)
+    .reverse())
+    await lazyUnmount(m.mountpoint);
   await releaseStick(ctx, s);
   forget(ctx, s);
 }
@@ -252,7 +277,8 @@ async function findStickHome(
   const { cfg, journal: j } = ctx;
   if (cfg.stickPath) {
     const root = expandPath(cfg.stickPath, a.name, a.uid);
-    if (!fs.existsSync(root)) return { ok: false, message: messages.noStick(), log: `fixed stick path ${root} does not exist` };
+    if (!fs.existsSync(root))
+      return { ok: false, message: messages.noStick(), log: `fixed stick path ${root} does not exist` };
     const roots = hasPershomeFolder(root)
       ? [root]
       : fs
@@ -261,11 +287,23 @@ async function findStickHome(
           .filter((p) => hasPershomeFolder(p));
     const found = roots.map((r) => ({ device: r, label: path.basename(r) }));
     const choice = chooseStick(found, a.name);
-    if (!choice) return { ok: false, message: messages.noFolder([{ label: path.basename(root), device: root }]), log: `no pershome folder in ${root} or one level below` };
+    if (!choice)
+      return {
+        ok: false,
+        message: messages.noFolder([{ label: path.basename(root), device: root }]),
+        log: `no pershome folder in ${root} or one level below`,
+      };
     const r = choice.chosen.device;
     return {
       ok: true,
-      stick: { kind: "fixed", device: r, label: choice.chosen.label, fstype: "", root: r, driver: "fixed path (stick_path)" },
+      stick: {
+        kind: "fixed",
+        device: r,
+        label: choice.chosen.label,
+        fstype: "",
+        root: r,
+        driver: "fixed path (stick_path)",
+      },
       chosen: choice.chosen,
       ignored: choice.ignored,
       rule: choice.rule,
@@ -277,10 +315,17 @@ async function findStickHome(
   for (const s of skipped) j.info(`stick discovery: skipped ${s.device}: ${s.why}`);
   j.info(
     `stick discovery: ${candidates.length} candidate(s)` +
-      (candidates.length ? `: ${candidates.map((c) => `${c.device} ${c.fstype} "${c.label}"`).join(", ")}` : "") +
-      (cfg.stickDevices.length ? ` (stick_devices = ${cfg.stickDevices.join(" ")})` : cfg.removableOnly ? " (removable devices only)" : ""),
+      (candidates.length
+        ? `: ${candidates.map((c) => `${c.device} ${c.fstype} "${c.label}"`).join(", ")}`
+        : "") +
+      (cfg.stickDevices.length
+        ? ` (stick_devices = ${cfg.stickDevices.join(" ")})`
+        : cfg.removableOnly
+          ? " (removable devices only)"
+          : ""),
   );
-  if (candidates.length === 0) return { ok: false, message: messages.noStick(), log: "no FAT32/exFAT stick found" };
+  if (candidates.length === 0)
+    return { ok: false, message: messages.noStick(), log: "no FAT32/exFAT stick found" };
 
   // Try the sticks in the order the rule prefers them: the first with a pershome folder stays
   // mounted at <dir>/stick; every other one is only looked into (at <dir>/probe) so the user can
@@ -296,18 +341,32 @@ async function findStickHome(
     const r = await mountStick(c, mp, a, cfg);
     if (!r.ok) {
       j.warn(`could not mount ${c.device}: ${r.result.summary}`);
-      failed.push({ name: c, why: r.result.timedOut ? "it did not answer" : "its filesystem could not be read" });
+      failed.push({
+        name: c,
+        why: r.result.timedOut ? "it did not answer" : "its filesystem could not be read",
+      });
       rmdirQuietly(mp);
       continue;
     }
-    j.info(`mounted ${c.device} (${c.fstype} "${c.label}") on ${mp} with ${r.mount.driver}: ${r.mount.options}`);
+    j.info(
+      `mounted ${c.device} (${c.fstype} "${c.label}") on ${mp} with ${r.mount.driver}: ${r.mount.options}`,
+    );
     const has = hasPershomeFolder(mp);
     if (has && !chosen) {
-      chosen = { kind: "device", device: c.device, label: c.label, fstype: c.fstype, root: mp, driver: r.mount.driver };
+      chosen = {
+        kind: "device",
+        device: c.device,
+        label: c.label,
+        fstype: c.fstype,
+        root: mp,
+        driver: r.mount.driver,
+      };
       continue;
     }
     if (has) {
-      j.info(`${c.device} also has a pershome folder; not used (the rule prefers ${chosen!.device}); unmounting it`);
+      j.info(
+        `${c.device} also has a pershome folder; not used (the rule prefers ${chosen!.device}); unmounting it`,
+      );
       ignored.push(c);
     } else {
       j.info(`${c.device} has no pershome folder; unmounting it`);
@@ -319,12 +378,17 @@ async function findStickHome(
   }
   if (!chosen) {
     if (withoutFolder.length > 0) {
-      return { ok: false, message: messages.noFolder(withoutFolder), log: `no pershome folder on ${withoutFolder.map((s) => s.device).join(", ")}` };
+      return {
+        ok: false,
+        message: messages.noFolder(withoutFolder),
+        log: `no pershome folder on ${withoutFolder.map((s) => s.device).join(", ")}`,
+      };
     }
     const f = failed[0]!;
     return { ok: false, message: messages.stickFailed(f.name, f.why), log: "no stick could be mounted" };
   }
-  const rule = ignored.length === 0 ? "only" : chosen.label.toLowerCase() === a.name.toLowerCase() ? "label" : "first";
+  const rule =
+    ignored.length === 0 ? "only" : chosen.label.toLowerCase() === a.name.toLowerCase() ? "label" : "first";
   return { ok: true, stick: chosen, chosen, ignored, rule };
 }
 
@@ -379,7 +443,10 @@ async function freshOpen(ctx: Context, a: Account, req: PamRequest, t0: number):
   }
   const { stick } = found;
   j.context = `user=${a.name} stick=${stick.device}${stick.label ? ` "${stick.label}"` : ""}`;
-  if (found.ignored.length > 0) j.info(`chose ${stick.device} by rule "${found.rule}" over ${found.ignored.map((s) => s.device).join(", ")}`);
+  if (found.ignored.length > 0)
+    j.info(
+      `chose ${stick.device} by rule "${found.rule}" over ${found.ignored.map((s) => s.device).join(", ")}`,
+    );
 
   const lower = `${stick.root}/pershome`;
   const started = await startLayer({
@@ -398,7 +465,17 @@ async function freshOpen(ctx: Context, a: Account, req: PamRequest, t0: number):
     await abandonOpen(ctx, a, dir);
     forwardLayerLog(ctx, a.name);
     const newer = /newer pershome[^.]*\./.exec(started.why)?.[0];
-    say(ctx, a, messages.stickFailed(found.chosen, newer ? `it was prepared by a ${newer.replace(/\.$/, "")}` : "its pershome folder could not be opened"), true);
+    say(
+      ctx,
+      a,
+      messages.stickFailed(
+        found.chosen,
+        newer
+          ? `it was prepared by a ${newer.replace(/\.$/, "")}`
+          : "its pershome folder could not be opened",
+      ),
+      true,
+    );
     return;
   }
   j.info(
@@ -435,7 +512,9 @@ async function freshOpen(ctx: Context, a: Account, req: PamRequest, t0: number):
     clearMessage(cfg.messageDir, a.name);
     say(ctx, a, messages.onStick(found.chosen), false);
   }
-  j.info(`session 1 opened (${describeSession(req)}); home ready ${Date.now() - t0} ms after the hook started`);
+  j.info(
+    `session 1 opened (${describeSession(req)}); home ready ${Date.now() - t0} ms after the hook started`,
+  );
 }
 
 export async function openSession(ctx: Context, req: PamRequest, t0 = Date.now()): Promise<void> {
@@ -489,7 +568,10 @@ export async function openSession(ctx: Context, req: PamRequest, t0 = Date.now()
         say(ctx, a, messages.shared(s.stick), false);
         return;
       }
-      j.warn(`the mounted home is broken (${problem}); cleaning it up before mounting again` + (s.sessions.length ? ` (${s.sessions.length} older session(s) no longer counted)` : ""));
+      j.warn(
+        `the mounted home is broken (${problem}); cleaning it up before mounting again` +
+          (s.sessions.length ? ` (${s.sessions.length} older session(s) no longer counted)` : ""),
+      );
       await forceTeardown(ctx, s, "replacing a broken mount");
     }
     const d = await decideOptIn(cfg, a, j);
@@ -539,13 +621,17 @@ export async function closeSession(ctx: Context, req: PamRequest, t0 = Date.now(
     j.context = `user=${s.user} stick=${s.stick.device}${s.stick.label ? ` "${s.stick.label}"` : ""}`;
     const i = matchSession(s.sessions, req.app, req.service);
     if (i < 0) {
-      j.info(`close (${describeSession(req)}): this session was not counted (it did not get the current mount); nothing to do`);
+      j.info(
+        `close (${describeSession(req)}): this session was not counted (it did not get the current mount); nothing to do`,
+      );
       return;
     }
     s.sessions.splice(i, 1);
     if (s.sessions.length > 0) {
       writeState(cfg.stateDir, s);
-      j.info(`close (${describeSession(req)}): ${s.sessions.length} other session(s) still open; the home stays mounted`);
+      j.info(
+        `close (${describeSession(req)}): ${s.sessions.length} other session(s) still open; the home stays mounted`,
+      );
       return;
     }
     j.info(`close (${describeSession(req)}): last session; unmounting (layer, then stick)`);
@@ -560,15 +646,23 @@ export async function closeSession(ctx: Context, req: PamRequest, t0 = Date.now(
       return;
     }
     const uses = processesUsing(s.home);
-    j.info(`the home is still in use (${uses.length ? describeUses(uses) : "by something not found in /proc"}); waiting up to ${cfg.logoutWait}s (logout_wait)`);
+    j.info(
+      `the home is still in use (${uses.length ? describeUses(uses) : "by something not found in /proc"}); waiting up to ${cfg.logoutWait}s (logout_wait)`,
+    );
     if (cfg.logoutWait === 0) {
       await forceTeardown(ctx, s, "logout_wait = 0");
       return;
     }
     if (cfg.logoutInBackground) {
-      const h = await startHelper(["--finish", s.user, "--config", ctx.configFile], ctx.systemd, logoutUnit(s.user));
+      const h = await startHelper(
+        ["--finish", s.user, "--config", ctx.configFile],
+        ctx.systemd,
+        logoutUnit(s.user),
+      );
       if (typeof h !== "string") {
-        j.info(`the wait continues in the background (${h.unit || `pid ${h.process?.pid ?? "?"}`}); the logout itself is done`);
+        j.info(
+          `the wait continues in the background (${h.unit || `pid ${h.process?.pid ?? "?"}`}); the logout itself is done`,
+        );
         return;
       }
       j.warn(`could not start the background wait (${h}); waiting here`);
@@ -608,7 +702,9 @@ export async function finishLogout(ctx: Context, user: string, deadline: number)
       } else {
         j.context = `user=${s.user} stick=${s.stick.device}${s.stick.label ? ` "${s.stick.label}"` : ""}`;
         if ((await tryTeardown(ctx, s)) === "done") {
-          j.info(`logout complete after waiting ${((Date.now() - t0) / 1000).toFixed(1)}s for programs to leave the home`);
+          j.info(
+            `logout complete after waiting ${((Date.now() - t0) / 1000).toFixed(1)}s for programs to leave the home`,
+          );
         } else if (Date.now() >= deadline) {
           await forceTeardown(ctx, s, `the home was still in use after logout_wait = ${cfg.logoutWait}s`);
           j.info("logout complete (cleaned up after the wait)");

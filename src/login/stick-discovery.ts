@@ -59,7 +59,11 @@ export function parseLsblk(json: string): BlockDevice[] {
   return rows.map((r) => {
     let removable = removableRow(r);
     let tran = r.tran ?? "";
-    for (let p = r.pkname ? byPath.get(r.pkname) : undefined, n = 0; p && n < 8; p = p.pkname ? byPath.get(p.pkname) : undefined, n++) {
+    for (
+      let p = r.pkname ? byPath.get(r.pkname) : undefined, n = 0;
+      p && n < 8;
+      p = p.pkname ? byPath.get(p.pkname) : undefined, n++
+    ) {
       removable ||= removableRow(p);
       tran ||= p.tran ?? "";
     }
@@ -93,7 +97,9 @@ export async function listBlockDevices(): Promise<{ devices: BlockDevice[]; prob
 }
 
 /** blkid's low-level probe, for machines where udev has not recorded the filesystem (containers). */
-export async function probeFilesystem(device: string): Promise<{ fstype: string; label: string; uuid: string }> {
+export async function probeFilesystem(
+  device: string,
+): Promise<{ fstype: string; label: string; uuid: string }> {
   const r = await runCommand("blkid", ["-p", "-o", "export", "--", device], { timeoutSec: 15 });
   const get = (k: string): string => new RegExp(`^${k}=(.*)$`, "m").exec(r.stdout)?.[1] ?? "";
   return { fstype: get("TYPE").toLowerCase(), label: get("LABEL"), uuid: get("UUID") };
@@ -108,10 +114,20 @@ export function expandDeviceList(patterns: string[]): { devices: string[]; missi
     if (/[*?]/.test(pat)) {
       const dir = path.dirname(pat);
       const re = new RegExp(
-        "^" + path.basename(pat).replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$",
+        "^" +
+          path
+            .basename(pat)
+            .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+            .replace(/\*/g, ".*")
+            .replace(/\?/g, ".") +
+          "$",
       );
       try {
-        names = fs.readdirSync(dir).filter((n) => re.test(n)).sort().map((n) => path.join(dir, n));
+        names = fs
+          .readdirSync(dir)
+          .filter((n) => re.test(n))
+          .sort()
+          .map((n) => path.join(dir, n));
       } catch {
         names = [];
       }
@@ -152,7 +168,18 @@ export async function findCandidates(
     for (const m of missing) skipped.push({ device: m, why: "listed in stick_devices but not present" });
     pool = listed.map(
       (p) =>
-        known.get(p) ?? { path: p, parent: null, type: "", removable: false, tran: "", fstype: "", label: "", uuid: "", size: 0, majorMinor: null },
+        known.get(p) ?? {
+          path: p,
+          parent: null,
+          type: "",
+          removable: false,
+          tran: "",
+          fstype: "",
+          label: "",
+          uuid: "",
+          size: 0,
+          majorMinor: null,
+        },
     );
   } else {
     pool = devices.filter((d) => {
@@ -172,12 +199,16 @@ export async function findCandidates(
       continue;
     }
     if (!cfg.filesystems.includes(fstype)) {
-      if (explicit || d.removable) skipped.push({ device: d.path, why: `${fstype}, not ${cfg.filesystems.join(" or ")}` });
+      if (explicit || d.removable)
+        skipped.push({ device: d.path, why: `${fstype}, not ${cfg.filesystems.join(" or ")}` });
       continue;
     }
     const mounted = mountsOfDevice(d.path, d.majorMinor, mounts);
     if (mounted.length > 0) {
-      skipped.push({ device: d.path, why: `already mounted at ${mounted.map((m) => m.mountpoint).join(", ")}` });
+      skipped.push({
+        device: d.path,
+        why: `already mounted at ${mounted.map((m) => m.mountpoint).join(", ")}`,
+      });
       continue;
     }
     candidates.push({ device: d.path, fstype: fstype as "vfat" | "exfat", label, size: d.size });
@@ -200,7 +231,8 @@ export function compareDevices(a: string, b: string): number {
     if (nx && ny) {
       if (Number(x) !== Number(y)) return Number(x) - Number(y);
     } else if (x !== y) {
-      if (x.length !== y.length) return x.length - y.length;
+      // Within one family (sdb, sdaa: same first two letters) a longer name came later.
+      if (x.slice(0, 2) === y.slice(0, 2) && x.length !== y.length) return x.length - y.length;
       return x < y ? -1 : 1;
     }
   }
@@ -227,10 +259,14 @@ export function preferenceOrder<T extends { device: string; label: string }>(sti
 }
 
 /** The rule for more than one stick with a pershome folder: the first in preferenceOrder. */
-export function chooseStick<T extends { device: string; label: string }>(sticks: T[], user: string): Choice<T> | null {
+export function chooseStick<T extends { device: string; label: string }>(
+  sticks: T[],
+  user: string,
+): Choice<T> | null {
   const order = preferenceOrder(sticks, user);
   const chosen = order[0];
   if (!chosen) return null;
-  const rule = order.length === 1 ? "only" : chosen.label.toLowerCase() === user.toLowerCase() ? "label" : "first";
+  const rule =
+    order.length === 1 ? "only" : chosen.label.toLowerCase() === user.toLowerCase() ? "label" : "first";
   return { chosen, ignored: order.slice(1), rule };
 }

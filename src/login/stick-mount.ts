@@ -45,17 +45,34 @@ export function stickMountCommand(
     `fmask=${octal(cfg.stickUmask | 0o111)}`,
   ];
   if (c.fstype === "vfat") {
-    const o = [...common, "flush", "shortname=mixed", "utf8", "errors=remount-ro", ...cfg.stickOptions].join(",");
-    return { file: "mount", args: ["-t", "vfat", "-o", o, "--", c.device, mountpoint], driver: "vfat (kernel)", options: o };
+    const o = [...common, "flush", "shortname=mixed", "utf8", "errors=remount-ro", ...cfg.stickOptions].join(
+      ",",
+    );
+    return {
+      file: "mount",
+      args: ["-t", "vfat", "-o", o, "--", c.device, mountpoint],
+      driver: "vfat (kernel)",
+      options: o,
+    };
   }
   if (kernelExfat) {
     const o = [...common, "iocharset=utf8", "errors=remount-ro", ...cfg.stickOptions].join(",");
-    return { file: "mount", args: ["-t", "exfat", "-o", o, "--", c.device, mountpoint], driver: "exfat (kernel)", options: o };
+    return {
+      file: "mount",
+      args: ["-t", "exfat", "-o", o, "--", c.device, mountpoint],
+      driver: "exfat (kernel)",
+      options: o,
+    };
   }
   // exfat-fuse has no "flush": its writes go to the device as the FUSE requests arrive, and the
   // unmount at logout waits until it has written everything (it mounts as fuseblk).
   const o = [...common, ...cfg.stickOptions].join(",");
-  return { file: "mount.exfat-fuse", args: ["-o", o, c.device, mountpoint], driver: "exfat-fuse", options: o };
+  return {
+    file: "mount.exfat-fuse",
+    args: ["-o", o, c.device, mountpoint],
+    driver: "exfat-fuse",
+    options: o,
+  };
 }
 
 export async function mountStick(
@@ -86,7 +103,10 @@ export function hasPershomeFolder(stickRoot: string): boolean {
 export type UnmountOutcome = "unmounted" | "not-mounted" | "busy" | "failed";
 
 /** One plain unmount attempt (no waiting). For fuseblk and FAT it returns once all is written. */
-export async function unmountPath(mountpoint: string, timeoutSec = 60): Promise<{ outcome: UnmountOutcome; result: CommandResult | null }> {
+export async function unmountPath(
+  mountpoint: string,
+  timeoutSec = 60,
+): Promise<{ outcome: UnmountOutcome; result: CommandResult | null }> {
   if (!mountAt(mountpoint)) return { outcome: "not-mounted", result: null };
   const result = await runCommand("umount", [mountpoint], { timeoutSec });
   if (result.exitCode === 0 && !mountAt(mountpoint)) return { outcome: "unmounted", result };

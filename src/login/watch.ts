@@ -29,7 +29,12 @@ export async function checkHealth(s: UserState): Promise<string | null> {
   return null;
 }
 
-export async function runWatcher(cfg: LoginConfig, journal: Journal, user: string, generation: string): Promise<void> {
+export async function runWatcher(
+  cfg: LoginConfig,
+  journal: Journal,
+  user: string,
+  generation: string,
+): Promise<void> {
   journal.context = `user=${user}`;
   for (;;) {
     await sleep(cfg.watchInterval * 1000);
@@ -40,7 +45,9 @@ export async function runWatcher(cfg: LoginConfig, journal: Journal, user: strin
     // Read again: a logout may have started while we looked.
     const again = readState(cfg.stateDir, user);
     if (!again || again.generation !== generation || again.phase !== "open") return;
-    journal.warn(`stick ${s.stick.device} lost during the session: ${problem}; the user was told to put it back or log out`);
+    journal.warn(
+      `stick ${s.stick.device} lost during the session: ${problem}; the user was told to put it back or log out`,
+    );
     if (cfg.notify) {
       try {
         leaveMessage(cfg.messageDir, user, s.uid, s.gid, messages.pulled(s.stick));

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NAME_CAP 1025 /* FUSE_NAME_MAX (1024) + NUL */
 #define BATCH 64      /* requests per poll wakeup, so timers and I/O get a turn */
@@ -497,7 +498,7 @@ static void end_session(session *s, int js) {
   napi_get_reference_value(env, s->on_exit, &cb);
   if (napi_call_function(env, undef(env), cb, 1, &err, &res) != napi_ok)
     log_exception(env, "onExit", NULL, 0);
-  for (int i = 0; i < OP_COUNT; i++) if (s->fn[i]) napi_delete_reference(env, s->fn[i]);
+  for (int i = 0; i < OP_COUNT; i++) if (s->fn[i]) { napi_delete_reference(env, s->fn[i]); s->fn[i] = NULL; }
   napi_delete_reference(env, s->ops);
   napi_delete_reference(env, s->on_exit);
   napi_delete_reference(env, s->self); /* the session object may now be collected */
@@ -578,7 +579,10 @@ static void capture_log(enum fuse_log_level level, const char *fmt, va_list ap) 
 }
 
 static napi_value mount_fail(napi_env env, session *s, const char *mp, const char *what) {
-  char msg[5200];
+  char msg[5200]; struct stat st;
+  /* fusermount3 (unprivileged mounts) prints its reason to a /dev/null stderr: guess it. */
+  if (!last_log[0] && stat(mp, &st) == 0 && geteuid() != 0 && access(mp, W_OK) != 0)
+    snprintf(last_log, sizeof last_log, "no write access to the mountpoint (fusermount3 needs it)");
   snprintf(msg, sizeof msg, "mount %s: %s%s%s", mp, what, last_log[0] ? ": " : "", last_log);
   if (s->se) fuse_session_destroy(s->se);
   for (int i = 0; i < OP_COUNT; i++) if (s->fn[i]) napi_delete_reference(env, s->fn[i]);

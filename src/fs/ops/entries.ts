@@ -23,10 +23,14 @@ export function lookup(L: Layer, parent: Inode, name: string): EntryParam {
 
 export function forget(L: Layer, inode: Inode, n: number): void {
   inode.nlookup -= n;
-  if (inode.nlookup <= 0 && inode.openCount === 0 && inode !== L.root) {
+  if (inode.nlookup > 0 || inode.openCount > 0 || inode === L.root) return;
+  // Directories stay: their index and log must stay the only ones for that directory, and a
+  // later lookup may hand out the same inode number again.
+  if (inode.isDir && inode.linked) {
     if (inode.dir) L.flushMeta(inode.dir.meta, false);
-    L.inodes.drop(inode);
+    return;
   }
+  L.inodes.drop(inode);
 }
 
 function mustBeAbsent(L: Layer, parent: Inode, name: string): void {
