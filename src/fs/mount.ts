@@ -83,6 +83,9 @@ export function kernelOptions(o: MountOptions): string[] {
     "nosuid",
     "nodev",
     "noatime",
+    // if the daemon dies (kill -9, a crash), fusermount3 takes the dead mount away instead of
+    // leaving "Transport endpoint is not connected" over the user's home
+    "auto_unmount",
   ];
   if (o.allowOther) opts.push("allow_other");
   return opts;

@@ -6,6 +6,11 @@ import { now } from "../layer.js";
 import type { Layer } from "../layer.js";
 
 const XATTR_CREATE = 1;
+const USER = Buffer.from("user.");
+
+export function isUserName(name: Buffer): boolean {
+  return name.length > USER.length && name.subarray(0, USER.length).equals(USER);
+}
 const XATTR_REPLACE = 2;
 
 function current(L: Layer, inode: Inode): Map<string, Buffer> {

@@ -1,0 +1,154 @@
+/**
+ * The sticks plugged in: FAT32/exFAT filesystems from lsblk (with blkid where udev has not
+ * recorded the type), removable and USB ones first, never the machine's EFI partition. And
+ * the question "which one?" on the terminal.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import readline from "node:readline";
+import { EXIT, StickError, humanBytes } from "./common.js";
+import { kindOfFsType, probeDevice, readMountinfo } from "./locate.js";
+import { readMarker } from "./marker-state.js";
+
+export interface StickCandidate {
+  device: string;
+  fstype: "vfat" | "exfat";
+  label: string;
+  size: number;
+  removable: boolean;
+  usb: boolean;
+  mountpoint: string | null;
+  /** has a /pershome folder (only known when mounted) */
+  prepared: boolean | null;
+}
+
+interface Row {
+  path?: string;
+  pkname?: string | null;
+  type?: string;
+  rm?: boolean | string | null;
+  hotplug?: boolean | string | null;
+  tran?: string | null;
+  fstype?: string | null;
+  label?: string | null;
+  size?: number | string | null;
+  parttype?: string | null;
+  mountpoint?: string | null;
+}
+
+const EFI_PART = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
+const truthy = (v: unknown): boolean => v === true || v === "1" || v === 1;
+
+/** Turns lsblk's JSON into candidates; `probe` fills in types udev did not record. Pure but for probe. */
+export function candidatesFromLsblk(
+  json: string,
+  probe: (dev: string) => { type: string; label: string },
+  mountpointOf: (dev: string) => string | null,
+): StickCandidate[] {
+  const rows = ((JSON.parse(json) as { blockdevices?: Row[] }).blockdevices ?? []).filter((r) => r.path);
+  const byPath = new Map(rows.map((r) => [r.path!, r]));
+  const out: StickCandidate[] = [];
+  for (const r of rows) {
+    if (r.type !== "part" && r.type !== "disk" && r.type !== "loop") continue;
+    if ((r.parttype ?? "").toLowerCase() === EFI_PART) continue;
+    let removable = truthy(r.rm) || truthy(r.hotplug);
+    let usb = r.tran === "usb";
+    for (let p = r.pkname ? byPath.get(r.pkname) : undefined, n = 0; p && n < 8; p = p.pkname ? byPath.get(p.pkname) : undefined, n++) {
+      removable ||= truthy(p.rm) || truthy(p.hotplug);
+      usb ||= p.tran === "usb";
+    }
+    let fstype = (r.fstype ?? "").toLowerCase();
+    let label = r.label ?? "";
+    if (!fstype) {
+      // udev may not have recorded it (containers, early boot): ask blkid (needs root)
+      const p = probe(r.path!);
+      fstype = p.type;
+      label ||= p.label;
+    }
+    const kind = kindOfFsType(fstype);
+    if (kind !== "vfat" && kind !== "exfat") continue;
+    const mountpoint = r.mountpoint ?? mountpointOf(r.path!);
+    if (mountpoint === "/boot/efi" || mountpoint === "/efi" || mountpoint === "/boot") continue;
+    out.push({
+      device: r.path!,
+      fstype: kind,
+      label,
+      size: Number(r.size ?? 0),
+      removable,
+      usb,
+      mountpoint,
+      prepared: null,
+    });
+  }
+  const rank = (c: StickCandidate): number => (c.usb ? 0 : c.removable ? 1 : 2);
+  out.sort((a, b) => rank(a) - rank(b) || a.device.localeCompare(b.device));
+  return out;
+}
+
+export function findSticks(): StickCandidate[] {
+  const r = spawnSync("lsblk", ["-J", "-b", "-p", "-o", "PATH,PKNAME,TYPE,RM,HOTPLUG,TRAN,FSTYPE,LABEL,SIZE,PARTTYPE,MOUNTPOINT"], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  if (r.status !== 0 || !r.stdout) return [];
+  const mounts = readMountinfo();
+  const mountpointOf = (dev: string): string | null => {
+    let real = dev;
+    try {
+      real = fs.realpathSync(dev);
+    } catch {
+      /* as given */
+    }
+    return mounts.find((m) => m.source === dev || m.source === real)?.mountpoint ?? null;
+  };
+  const list = candidatesFromLsblk(r.stdout, probeDevice, mountpointOf);
+  for (const c of list) {
+    if (c.mountpoint) {
+      const m = readMarker(`${c.mountpoint}/pershome`);
+      c.prepared = m.state !== "no-home";
+    }
+  }
+  return list;
+}
+
+/** One line for a candidate, as the CLI and the graphical helper show it. */
+export function describeCandidate(c: StickCandidate): string {
+  const name = c.label ? `"${c.label}"` : "(no label)";
+  const where = c.mountpoint ? `at ${c.mountpoint}` : "not opened";
+  const kind = c.fstype === "vfat" ? "FAT32" : "exFAT";
+  const prep = c.prepared === true ? ", has a pershome home" : c.prepared === false ? ", not prepared yet" : "";
+  return `${c.device}  ${name}  ${humanBytes(c.size)} ${kind}${c.usb ? " USB" : c.removable ? " removable" : ""}, ${where}${prep}`;
+}
+
+/**
+ * No STICK given: list the candidates and ask on the terminal which one. Without a terminal,
+ * lists them and stops (a script must name the stick).
+ */
+export async function askForStick(verb: string): Promise<string> {
+  const list = findSticks();
+  if (list.length === 0) {
+    throw new StickError(
+      "no-stick",
+      `No FAT32 or exFAT stick was found. Plug in a USB stick (FAT32 or exFAT, as sold), then run "pershome ${verb}" again, or name its folder: pershome ${verb} /media/$USER/STICK`,
+    );
+  }
+  const lines = list.map((c, i) => `  ${i + 1}) ${describeCandidate(c)}`);
+  if (!process.stdin.isTTY || !process.stderr.isTTY) {
+    throw new StickError(
+      "no-stick",
+      `Which stick? Name it on the command line, e.g. "pershome ${verb} ${list[0]!.mountpoint ?? list[0]!.device}". Sticks found:\n${lines.join("\n")}`,
+      EXIT.usage,
+    );
+  }
+  process.stderr.write(`Sticks found:\n${lines.join("\n")}\n`);
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await new Promise<string>((resolve) => rl.question(`Which one (1-${list.length}, Enter to cancel)? `, resolve));
+    const n = Number(answer.trim());
+    if (!Number.isInteger(n) || n < 1 || n > list.length) throw new StickError("cancelled", "Nothing done (no stick chosen).");
+    const c = list[n - 1]!;
+    return c.mountpoint ?? c.device;
+  } finally {
+    rl.close();
+  }
+}
