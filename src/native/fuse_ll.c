@@ -603,6 +603,13 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   if (napi_typeof(env, argv[2], &t) != napi_ok || t != napi_object) THROW("opts must be an object");
   if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) THROW("onExit must be a function");
 
+  /* Root may mount over a regular file; a home never wants that, so refuse it here. */
+  struct stat st;
+  if (stat(mp, &st) == 0 && !S_ISDIR(st.st_mode)) {
+    char m[4200]; snprintf(m, sizeof m, "mount %s: not a directory", mp);
+    napi_throw_error(env, NULL, m);
+    return NULL;
+  }
   session *s = calloc(1, sizeof *s);
   s->env = env; s->max_write = s->max_read = 1 << 20; s->readdirplus = 1; s->atomic_trunc = 1;
   napi_value io;

@@ -6,7 +6,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { cleanupMemfs, ensureAddon, isMounted, run, startMemfs } from "./helpers.js";
+import { ADDON, cleanupMemfs, ensureAddon, isMounted, run, startMemfs } from "./helpers.js";
 
 const MiB = 1 << 20;
 const ENOENT = "ENOENT";
@@ -278,6 +278,10 @@ describe("pershome_fuse addon", () => {
       expect(sh(`echo hi > ${f} && cat ${f} && stat -c %u ${f}`)).toBe(`hi\n${uid}\n`);
       // without allow_other, other users (root included) are kept out by the kernel
       expect(code(() => fs.statSync(f))).toBe("EACCES");
+      // and a mountpoint this user may not write to gets a clear reason
+      const script = `try { require(${JSON.stringify(ADDON)}).mount(${JSON.stringify(path.dirname(m.mnt))}, {}, { options: [] }, () => {}); console.log("mounted") } catch (e) { console.log(e.message) }`;
+      const denied = run(asNobody[0]!, [...asNobody.slice(1), process.execPath, "-e", script]);
+      expect(denied.stdout.toString()).toContain("no write access to the mountpoint");
       const e = await m.stop(); // session.unmount() goes through fusermount3 -u
       expect(e.code).toBe(0);
       expect(e.exitLine).toBe("ok");
@@ -292,13 +296,23 @@ describe("pershome_fuse addon", () => {
       /mount \/tmp\/pershome-native-does-not-exist\/mnt: .*No such file or directory/,
     );
     const dir = fs.mkdtempSync("/tmp/pershome-native-");
+    const file = path.join(dir, "file");
+    fs.writeFileSync(file, "");
+    // if a mount ever succeeds here, undo it before failing (this process cannot serve it)
+    const attempt = (mp: string, options: string[]): string => {
+      try {
+        fuse.mount(mp, {} as never, { options }, () => {}).unmount();
+        return "mounted";
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
     try {
-      expect(() => fuse.mount(dir, {} as never, { options: ["no_such_option"] }, () => {})).toThrow(
-        /bad options.*no_such_option/,
-      );
-      expect(isMounted(dir)).toBe(false);
+      expect(attempt(dir, ["no_such_option"])).toMatch(/bad options.*no_such_option/);
+      expect(attempt(file, [])).toBe(`mount ${file}: not a directory`); // root could mount over a file
+      expect(isMounted(dir) || isMounted(file)).toBe(false);
     } finally {
-      fs.rmdirSync(dir);
+      fs.rmSync(dir, { recursive: true });
     }
   });
 });
