@@ -16,7 +16,10 @@ describe.each(lowerKinds())("the pershome command on a %s lower", (kind) => {
   it("writes the format marker on the first mount", async () => {
     await t.mount();
     try {
-      const marker = JSON.parse(await readFile(t.low(".pershome", "format"), "utf8")) as Record<string, unknown>;
+      const marker = JSON.parse(await readFile(t.low(".pershome", "format"), "utf8")) as Record<
+        string,
+        unknown
+      >;
       expect(marker).toMatchObject({ format: "pershome", version: 1 });
       expect(Number.isNaN(Date.parse(String(marker.created)))).toBe(false);
       expect(mountAt(t.mnt)?.fsType).toMatch(/^fuse/);
@@ -70,7 +73,10 @@ describe.each(lowerKinds())("the pershome command on a %s lower", (kind) => {
 
   it("waits in `umount` until the daemon is gone", async () => {
     await t.mount();
-    const r = await python(`import os, sys; open(os.path.join(sys.argv[1], "busy"), "w").write("x" * 100000)`, [t.mnt]);
+    const r = await python(
+      `import os, sys; open(os.path.join(sys.argv[1], "busy"), "w").write("x" * 100000)`,
+      [t.mnt],
+    );
     expect(r.code).toBe(0);
     const s = await t.unmount("cli");
     expect(s.umount?.code, s.umount?.stderr).toBe(0);

@@ -80,7 +80,9 @@ describe.each(lowerKinds())("a crash in the middle of work (%s)", (kind) => {
     // The stick as a user would find it: checked, repaired if it must be, plugged again.
     const check = await t.lower.fsck();
     if (check.code !== 0) {
-      console.warn(`fsck after the pull found problems (exit ${check.code}); repairing:\n${check.stdout}${check.stderr}`);
+      console.warn(
+        `fsck after the pull found problems (exit ${check.code}); repairing:\n${check.stdout}${check.stderr}`,
+      );
       if (t.lower.image) {
         const repair = await run("fsck.exfat", ["-y", t.lower.image]);
         expect([0, 1], `fsck.exfat -y:\n${repair.stdout}${repair.stderr}`).toContain(repair.code);
@@ -90,15 +92,19 @@ describe.each(lowerKinds())("a crash in the middle of work (%s)", (kind) => {
     await t.mount();
     await expectServing(t);
 
-    const synced = lines.filter((l) => l.startsWith("synced ")).map((l) => l.split(" ") as [string, string, string, string]);
+    const synced = lines
+      .filter((l) => l.startsWith("synced "))
+      .map((l) => l.split(" ") as [string, string, string, string]);
     expect(synced.length).toBeGreaterThanOrEqual(60);
     const problems: string[] = [];
     for (const [, name, sha, mode] of synced) {
       try {
         const data = await readFile(t.p(d, name));
-        if (createHash("sha256").update(data).digest("hex") !== sha) problems.push(`${name}: content differs (${data.length} bytes)`);
+        if (createHash("sha256").update(data).digest("hex") !== sha)
+          problems.push(`${name}: content differs (${data.length} bytes)`);
         const m = perms((await stat(t.p(d, name))).mode);
-        if (m !== perms(parseInt(mode.replace(/^0o/, ""), 8))) problems.push(`${name}: mode ${m}, want ${mode}`);
+        if (m !== perms(parseInt(mode.replace(/^0o/, ""), 8)))
+          problems.push(`${name}: mode ${m}, want ${mode}`);
       } catch (e) {
         problems.push(`${name}: ${(e as Error).message}`);
       }
@@ -113,8 +119,11 @@ describe.each(lowerKinds())("a crash in the middle of work (%s)", (kind) => {
     }
     for (const [doc, { confirmed, later }] of docs) {
       try {
-        const sha = createHash("sha256").update(await readFile(t.p(d, doc))).digest("hex");
-        if (sha !== confirmed && !later.has(sha)) problems.push(`${doc}: neither the confirmed save nor a later one`);
+        const sha = createHash("sha256")
+          .update(await readFile(t.p(d, doc)))
+          .digest("hex");
+        if (sha !== confirmed && !later.has(sha))
+          problems.push(`${doc}: neither the confirmed save nor a later one`);
         const m = perms((await stat(t.p(d, doc))).mode);
         if (m !== "0600") problems.push(`${doc}: mode ${m}, want 0600`);
       } catch (e) {
@@ -123,7 +132,8 @@ describe.each(lowerKinds())("a crash in the middle of work (%s)", (kind) => {
     }
     expect(problems, `${synced.length} files and ${docs.size} documents were confirmed durable`).toEqual([]);
     // Everything listed can be read (no entry points at lost data).
-    for (const n of await readdir(t.p(d))) await readFile(t.p(d, n)).catch((e: NodeJS.ErrnoException) => problems.push(`${n}: ${e.code}`));
+    for (const n of await readdir(t.p(d)))
+      await readFile(t.p(d, n)).catch((e: NodeJS.ErrnoException) => problems.push(`${n}: ${e.code}`));
     expect(problems).toEqual([]);
   }, 600_000);
 });

@@ -8,7 +8,18 @@
 // The 0-byte log (posixovl's vanishing directory), planted device nodes and the damaged-line
 // case are in posixovl-regressions.test.ts.
 
-import { chmod, copyFile, mkdir, readFile, readdir, rm, stat, symlink, truncate, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -44,7 +55,10 @@ describe.each(lowerKinds())("a hostile stick (%s)", (kind) => {
   }
 
   /** Unmounts, lets `edit` change the stick (given the layer's records of d), mounts again. */
-  async function plant(d: string, edit: (lowerDir: string, rec: Map<string, MetaRecord>, logPath: string) => Promise<void>): Promise<void> {
+  async function plant(
+    d: string,
+    edit: (lowerDir: string, rec: Map<string, MetaRecord>, logPath: string) => Promise<void>,
+  ): Promise<void> {
     await t.unmount();
     const { log, byName } = await layerLog(t.low(d));
     await edit(t.low(d), byName, log.path);
@@ -94,7 +108,10 @@ describe.each(lowerKinds())("a hostile stick (%s)", (kind) => {
     await plant(d, async (dir, r, logPath) => {
       await rm(join(dir, LOG_A), { force: true });
       await rm(join(dir, LOG_B), { force: true });
-      await writeLog(logPath, { snapshot: [rec(r, "a")], appended: [forge(rec(r, "c"), { m: CONTROL_MODE }), forge(rec(r, "b"), { m: 0o711 })] });
+      await writeLog(logPath, {
+        snapshot: [rec(r, "a")],
+        appended: [forge(rec(r, "c"), { m: CONTROL_MODE }), forge(rec(r, "b"), { m: 0o711 })],
+      });
       const full = await readFile(logPath);
       await writeFile(logPath, full.subarray(0, full.length - 9));
     });
@@ -109,7 +126,10 @@ describe.each(lowerKinds())("a hostile stick (%s)", (kind) => {
     const d = await standardDir("torn-snapshot");
     await plant(d, async (dir, r, logPath) => {
       await rm(join(dir, LOG_B), { force: true });
-      const text = logLine({ pershome: "meta", v: 1, gen: 1 }) + logLine(rec(r, "a")) + logLine(rec(r, "b")).slice(0, 20);
+      const text =
+        logLine({ pershome: "meta", v: 1, gen: 1 }) +
+        logLine(rec(r, "a")) +
+        logLine(rec(r, "b")).slice(0, 20);
       await writeFile(logPath, text);
     });
     await expectServing(t);
@@ -137,7 +157,9 @@ describe.each(lowerKinds())("a hostile stick (%s)", (kind) => {
     const d = await standardDir("long-line");
     await plant(d, async (dir, r, logPath) => {
       await rm(join(dir, LOG_B), { force: true });
-      await writeLog(logPath, { snapshot: [forge(rec(r, "a"), { pad: "x".repeat(2 * 1024 * 1024) }), rec(r, "b")] });
+      await writeLog(logPath, {
+        snapshot: [forge(rec(r, "a"), { pad: "x".repeat(2 * 1024 * 1024) }), rec(r, "b")],
+      });
     });
     await expectServing(t);
     await expectDataListed(d);
@@ -172,7 +194,10 @@ describe.each(lowerKinds())("a hostile stick (%s)", (kind) => {
       await rm(join(dir, LOG_B), { force: true });
       await writeLog(join(dir, LOG_A), { gen: 7, snapshot: [forge(rec(r, "a"), { m: 0o640 })] });
       // gen 9 without its end line: a compaction the stick was pulled in the middle of.
-      await writeFile(join(dir, LOG_B), logLine({ pershome: "meta", v: 1, gen: 9 }) + logLine(forge(rec(r, "a"), { m: 0o604 })));
+      await writeFile(
+        join(dir, LOG_B),
+        logLine({ pershome: "meta", v: 1, gen: 9 }) + logLine(forge(rec(r, "a"), { m: 0o604 })),
+      );
     });
     expect(await mode(d, "a"), "the incomplete gen 9 is ignored").toBe("0640");
   });
@@ -289,7 +314,8 @@ describe.each(lowerKinds())("a hostile stick (%s)", (kind) => {
     await expectServing(t);
     await expectDataListed(d);
     expect(await mode(d, "c"), "control").toBe(perms(CONTROL_MODE));
-    for (const g of ["ghost.txt", "ghostlink", "ghostdir", "ghostfifo"]) expect(await errnoOf("lstat", t.p(d, g)), g).toBe("ENOENT");
+    for (const g of ["ghost.txt", "ghostlink", "ghostdir", "ghostfifo"])
+      expect(await errnoOf("lstat", t.p(d, g)), g).toBe("ENOENT");
     // A file made under a ghost's name is new: no inherited mode.
     await writeFile(t.p(d, "ghost.txt"), "real now");
     expect(await mode(d, "ghost.txt")).toBe("0644");
@@ -336,78 +362,98 @@ for i in range(10000):
     const contents: string[] = [];
     for (const n of listed) {
       const s = n.toString("latin1");
-      expect(s === "." || s === ".." || s === "" || n.includes(0x2f) || n.includes(0), showBytes(n)).toBe(false);
-      contents.push((await sys("read", Buffer.concat([Buffer.from(t.p(d) + "/"), n])).then((v) => Buffer.from((v as { b64: string }).b64, "base64").toString())));
+      expect(s === "." || s === ".." || s === "" || n.includes(0x2f) || n.includes(0), showBytes(n)).toBe(
+        false,
+      );
+      contents.push(
+        await sys("read", Buffer.concat([Buffer.from(t.p(d) + "/"), n])).then((v) =>
+          Buffer.from((v as { b64: string }).b64, "base64").toString(),
+        ),
+      );
     }
     expect(contents.sort()).toEqual(planted.map((_, i) => `planted ${i}`).sort());
   });
 
-  it.skipIf(kind !== "plain")("shows names that are not UTF-8 on the stick under their own bytes", async () => {
-    const d = await t.dir("non-utf8");
-    const bad = [Buffer.from([0x66, 0xff, 0x2e, 0x74, 0x78, 0x74]), Buffer.from([0xc3, 0x28]), Buffer.from([0x80])];
-    await t.unmount();
-    for (const [i, n] of bad.entries()) await writeFile(Buffer.concat([Buffer.from(t.low(d) + "/"), n]), `raw ${i}`);
-    await t.mount();
-    await expectServing(t);
-    expect((await rawNames(t.p(d))).map(showBytes).sort()).toEqual(bad.map(showBytes).sort());
-    for (const [i, n] of bad.entries()) {
-      const v = (await sys("read", Buffer.concat([Buffer.from(t.p(d) + "/"), n]))) as { b64: string };
-      expect(Buffer.from(v.b64, "base64").toString()).toBe(`raw ${i}`);
-    }
-  });
+  it.skipIf(kind !== "plain")(
+    "shows names that are not UTF-8 on the stick under their own bytes",
+    async () => {
+      const d = await t.dir("non-utf8");
+      const bad = [
+        Buffer.from([0x66, 0xff, 0x2e, 0x74, 0x78, 0x74]),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from([0x80]),
+      ];
+      await t.unmount();
+      for (const [i, n] of bad.entries())
+        await writeFile(Buffer.concat([Buffer.from(t.low(d) + "/"), n]), `raw ${i}`);
+      await t.mount();
+      await expectServing(t);
+      expect((await rawNames(t.p(d))).map(showBytes).sort()).toEqual(bad.map(showBytes).sort());
+      for (const [i, n] of bad.entries()) {
+        const v = (await sys("read", Buffer.concat([Buffer.from(t.p(d) + "/"), n]))) as { b64: string };
+        expect(Buffer.from(v.b64, "base64").toString()).toBe(`raw ${i}`);
+      }
+    },
+  );
 
-  it.skipIf(kind !== "plain")("shows both files when two stored names decode to the same user name", async () => {
-    const d = await t.dir("collide");
-    await t.unmount();
-    await writeFile(t.low(d, "x:y"), "raw colon");
-    await writeFile(t.low(d, `x${pua(":")}y`), "encoded colon");
-    await t.mount();
-    const listed = await readdir(t.p(d));
-    expect(listed).toHaveLength(2);
-    expect(listed).toContain("x:y");
-    const contents = await Promise.all(listed.map((n) => readFile(t.p(d, n), "utf8")));
-    expect(contents.sort()).toEqual(["encoded colon", "raw colon"]);
-  });
+  it.skipIf(kind !== "plain")(
+    "shows both files when two stored names decode to the same user name",
+    async () => {
+      const d = await t.dir("collide");
+      await t.unmount();
+      await writeFile(t.low(d, "x:y"), "raw colon");
+      await writeFile(t.low(d, `x${pua(":")}y`), "encoded colon");
+      await t.mount();
+      const listed = await readdir(t.p(d));
+      expect(listed).toHaveLength(2);
+      expect(listed).toContain("x:y");
+      const contents = await Promise.all(listed.map((n) => readFile(t.p(d, n), "utf8")));
+      expect(contents.sort()).toEqual(["encoded colon", "raw colon"]);
+    },
+  );
 
-  it.skipIf(kind !== "plain")("never follows a symlink planted in the stick directory to outside it", async () => {
-    const d = await t.dir("planted-links");
-    // Outside the home, beside the stick: what the planted links point at.
-    const outside = join(t.lower.work, "outside");
-    await mkdir(join(outside, "dir"), { recursive: true });
-    await writeFile(join(outside, "secret"), "SECRET");
-    await chmod(join(outside, "secret"), 0o600);
-    await writeFile(join(outside, "dir", "inner"), "INNER");
-    const victimLog = join(outside, "victim-log");
-    await writeFile(victimLog, "DO NOT TOUCH");
-    await t.unmount();
-    // Relative to the lower dir, ../../../outside is <work>/outside; from the mountpoint it is not.
-    await symlink("../../../outside/secret", t.low(d, "rel-link"));
-    await symlink("../../../outside/dir", t.low(d, "dir-link"));
-    await writeFile(t.low(d, "plain"), "plain");
-    // A symlink where the layer keeps this directory's log.
-    await rm(t.low(d, LOG_A), { force: true });
-    await symlink(victimLog, t.low(d, LOG_A));
-    await t.mount();
-    await expectServing(t);
-    // (An absolute planted link is left out: shown as a symlink, the kernel would follow it in the
-    // user's own namespace, which is no escape by the daemon.)
-    for (const n of ["rel-link", "dir-link"]) {
-      const content = await readFile(t.p(d, n), "utf8").catch((e: NodeJS.ErrnoException) => `<${e.code}>`);
-      expect(content, n).not.toBe("SECRET");
-      await sh(`chmod 666 '${t.p(d, n)}'; touch '${t.p(d, n)}'; echo x >> '${t.p(d, n)}'`);
-    }
-    const inner = await readdir(t.p(d, "dir-link")).catch(() => []);
-    expect(inner).not.toContain("inner");
-    await writeFile(t.p(d, "dir-link", "new"), "x").catch(() => undefined);
-    // The layer records a change in this directory (it must not write through the planted log link).
-    await chmod(t.p(d, "plain"), 0o600);
-    await t.unmount();
-    expect(await readFile(join(outside, "secret"), "utf8")).toBe("SECRET");
-    expect(perms((await stat(join(outside, "secret"))).mode)).toBe("0600");
-    expect(existsSync(join(outside, "dir", "new"))).toBe(false);
-    expect(await readFile(victimLog, "utf8")).toBe("DO NOT TOUCH");
-    await t.mount();
-  });
+  it.skipIf(kind !== "plain")(
+    "never follows a symlink planted in the stick directory to outside it",
+    async () => {
+      const d = await t.dir("planted-links");
+      // Outside the home, beside the stick: what the planted links point at.
+      const outside = join(t.lower.work, "outside");
+      await mkdir(join(outside, "dir"), { recursive: true });
+      await writeFile(join(outside, "secret"), "SECRET");
+      await chmod(join(outside, "secret"), 0o600);
+      await writeFile(join(outside, "dir", "inner"), "INNER");
+      const victimLog = join(outside, "victim-log");
+      await writeFile(victimLog, "DO NOT TOUCH");
+      await t.unmount();
+      // Relative to the lower dir, ../../../outside is <work>/outside; from the mountpoint it is not.
+      await symlink("../../../outside/secret", t.low(d, "rel-link"));
+      await symlink("../../../outside/dir", t.low(d, "dir-link"));
+      await writeFile(t.low(d, "plain"), "plain");
+      // A symlink where the layer keeps this directory's log.
+      await rm(t.low(d, LOG_A), { force: true });
+      await symlink(victimLog, t.low(d, LOG_A));
+      await t.mount();
+      await expectServing(t);
+      // (An absolute planted link is left out: shown as a symlink, the kernel would follow it in the
+      // user's own namespace, which is no escape by the daemon.)
+      for (const n of ["rel-link", "dir-link"]) {
+        const content = await readFile(t.p(d, n), "utf8").catch((e: NodeJS.ErrnoException) => `<${e.code}>`);
+        expect(content, n).not.toBe("SECRET");
+        await sh(`chmod 666 '${t.p(d, n)}'; touch '${t.p(d, n)}'; echo x >> '${t.p(d, n)}'`);
+      }
+      const inner = await readdir(t.p(d, "dir-link")).catch(() => []);
+      expect(inner).not.toContain("inner");
+      await writeFile(t.p(d, "dir-link", "new"), "x").catch(() => undefined);
+      // The layer records a change in this directory (it must not write through the planted log link).
+      await chmod(t.p(d, "plain"), 0o600);
+      await t.unmount();
+      expect(await readFile(join(outside, "secret"), "utf8")).toBe("SECRET");
+      expect(perms((await stat(join(outside, "secret"))).mode)).toBe("0600");
+      expect(existsSync(join(outside, "dir", "new"))).toBe(false);
+      expect(await readFile(victimLog, "utf8")).toBe("DO NOT TOUCH");
+      await t.mount();
+    },
+  );
 
   it.skipIf(kind !== "plain")("does not hang on a fifo planted in the stick directory", async () => {
     const d = await t.dir("planted-fifo");

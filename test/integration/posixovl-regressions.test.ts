@@ -1,7 +1,20 @@
 // Every failure measured in posixovl (shared/research/prior-art-posixovl.md), as a named test.
 // Each test name starts with what posixovl did; the test checks pershome does not.
 
-import { chmod, link, mkdir, readFile, readdir, readlink, rename, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  link,
+  mkdir,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+  unlink,
+  writeFile,
+} from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -58,12 +71,33 @@ describe.each(lowerKinds())("posixovl's failures do not happen here (%s)", (kind
 
   it("posixovl: control characters, trailing dots/spaces and DOS device names reached the stick as they were", async () => {
     const d = await t.dir("windows-valid");
-    const odd = ["CON", "aux.c", "nul", "com9.txt", "lpt1", "prn.", "trailing.", "trailing ", "tab\tname", "bell\u0007", 'q"uote', "a*b", "c:d", "e<f>g", "h?i", "j\\k", "l|m"];
+    const odd = [
+      "CON",
+      "aux.c",
+      "nul",
+      "com9.txt",
+      "lpt1",
+      "prn.",
+      "trailing.",
+      "trailing ",
+      "tab\tname",
+      "bell\u0007",
+      'q"uote',
+      "a*b",
+      "c:d",
+      "e<f>g",
+      "h?i",
+      "j\\k",
+      "l|m",
+    ];
     for (const n of odd) await writeFile(t.p(d, n), n);
     await mkdir(t.p(d, "dir. "));
     await writeFile(t.p(d, "dir. ", "inner:file"), "x");
     await t.unmount();
-    const stored = [...(await storedNames(t.low(d))), ...(await storedNames(t.low(d, await storedDirName(t.low(d)))))];
+    const stored = [
+      ...(await storedNames(t.low(d))),
+      ...(await storedNames(t.low(d, await storedDirName(t.low(d))))),
+    ];
     const invalid = stored.filter((n) => !windowsValid(n)).map(show);
     expect(invalid, "stored names Windows cannot open").toEqual([]);
     await t.mount();
@@ -124,7 +158,9 @@ describe.each(lowerKinds())("posixovl's failures do not happen here (%s)", (kind
     if (after!.path === before!.path) {
       const afterBytes = await readFile(after!.path);
       expect(afterBytes.length).toBeGreaterThan(beforeBytes.length);
-      expect(afterBytes.subarray(0, beforeBytes.length).equals(beforeBytes), "old log bytes unchanged").toBe(true);
+      expect(afterBytes.subarray(0, beforeBytes.length).equals(beforeBytes), "old log bytes unchanged").toBe(
+        true,
+      );
     } else {
       expect(after!.gen!).toBeGreaterThan(before!.gen!);
       expect(existsSync(before!.path), "old slot removed after compaction").toBe(false);
@@ -171,17 +207,21 @@ describe.each(lowerKinds())("posixovl's failures do not happen here (%s)", (kind
     const bad = JSON.stringify(forge(byName.get("b")!, { m: 0o777 }));
     await writeFile(log.path, (await readFile(log.path, "utf8")) + `deadbeef ${bad}\n`);
     await t.mount();
-    expect([await mode(t.p(d, "a")), await mode(t.p(d, "b")), await mode(t.p(d, "c"))]).toEqual(["0600", "0600", "0600"]);
+    expect([await mode(t.p(d, "a")), await mode(t.p(d, "b")), await mode(t.p(d, "c"))]).toEqual([
+      "0600",
+      "0600",
+      "0600",
+    ]);
     // A change makes the layer rewrite the log: the good records must survive that.
     await writeFile(t.p(d, "d"), "d");
     await chmod(t.p(d, "d"), 0o700);
     await t.remount();
-    expect([await mode(t.p(d, "a")), await mode(t.p(d, "b")), await mode(t.p(d, "c")), await mode(t.p(d, "d"))]).toEqual([
-      "0600",
-      "0600",
-      "0600",
-      "0700",
-    ]);
+    expect([
+      await mode(t.p(d, "a")),
+      await mode(t.p(d, "b")),
+      await mode(t.p(d, "c")),
+      await mode(t.p(d, "d")),
+    ]).toEqual(["0600", "0600", "0600", "0700"]);
   });
 
   it("posixovl: multi-step operations left orphan files on the stick", async () => {
@@ -200,7 +240,9 @@ describe.each(lowerKinds())("posixovl's failures do not happen here (%s)", (kind
     await t.unmount();
     expect(await storedNames(t.low(d)), "user files left on the stick").toEqual([]);
     const linksDir = join(t.lower.dir, ".pershome", "links");
-    const left = existsSync(linksDir) ? (await storedNames(linksDir)).filter((n) => /^[0-9a-f]{16,32}$/.test(n)) : [];
+    const left = existsSync(linksDir)
+      ? (await storedNames(linksDir)).filter((n) => /^[0-9a-f]{16,32}$/.test(n))
+      : [];
     expect(left, "hard-link data left in .pershome/links").toEqual([]);
     await t.mount();
   });
@@ -287,7 +329,7 @@ except OSError as e:
 
   it("posixovl: readlink returned the target still encoded", async () => {
     const d = await t.dir("readlink");
-    const targets = ["dir:with/colon?", "CON", "trailing. ", "x*y|z<w>v\"u\\t"];
+    const targets = ["dir:with/colon?", "CON", "trailing. ", 'x*y|z<w>v"u\\t'];
     for (const [i, target] of targets.entries()) await symlink(target, t.p(d, `l${i}`));
     await t.remount();
     for (const [i, target] of targets.entries()) expect(await readlink(t.p(d, `l${i}`))).toBe(target);
@@ -332,12 +374,21 @@ for i in range(5):
       );
       expect(r.code, r.stderr).toBe(0);
     });
-    expect(files.count(isSync), `lower sync calls for 5 file fsyncs:\n${files.lines.join("\n")}`).toBeGreaterThanOrEqual(5);
+    expect(
+      files.count(isSync),
+      `lower sync calls for 5 file fsyncs:\n${files.lines.join("\n")}`,
+    ).toBeGreaterThanOrEqual(5);
     const dir = await traceDuring(t.layer.pid, SYNCS, t.lower.work, async () => {
-      const r = await python(`import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); os.fsync(fd); os.close(fd)`, [t.p(d)]);
+      const r = await python(
+        `import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); os.fsync(fd); os.close(fd)`,
+        [t.p(d)],
+      );
       expect(r.code, r.stderr).toBe(0);
     });
-    expect(dir.count(isSync), `lower sync calls for 1 directory fsync:\n${dir.lines.join("\n")}`).toBeGreaterThanOrEqual(1);
+    expect(
+      dir.count(isSync),
+      `lower sync calls for 1 directory fsync:\n${dir.lines.join("\n")}`,
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it("posixovl: ls -lR over 2,000 files made ~49k lstat + ~24k open calls on the stick", async () => {
@@ -360,7 +411,10 @@ for j in range(20):
       ["open", "openat", "stat", "lstat", "newfstatat", "statx"],
       t.lower.work,
       async () => {
-        const ls = await python(`import subprocess, sys; subprocess.run(["ls", "-lR", sys.argv[1]], stdout=subprocess.DEVNULL, check=True)`, [t.p(d)]);
+        const ls = await python(
+          `import subprocess, sys; subprocess.run(["ls", "-lR", sys.argv[1]], stdout=subprocess.DEVNULL, check=True)`,
+          [t.p(d)],
+        );
         expect(ls.code, ls.stderr).toBe(0);
       },
     );

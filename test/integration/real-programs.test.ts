@@ -19,9 +19,26 @@ describe.each(lowerKinds())("real programs on a %s lower", (kind) => {
 
   it("git: init, add, commit; status is clean, also after a remount; fsck passes", async () => {
     const d = t.p(await t.dir("git"));
-    const env = { HOME: d, GIT_CONFIG_NOSYSTEM: "1", GIT_AUTHOR_DATE: "2024-01-01T00:00:00Z", GIT_COMMITTER_DATE: "2024-01-01T00:00:00Z" };
+    const env = {
+      HOME: d,
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_AUTHOR_DATE: "2024-01-01T00:00:00Z",
+      GIT_COMMITTER_DATE: "2024-01-01T00:00:00Z",
+    };
     const git = (...args: string[]): Promise<RunResult> =>
-      run("git", ["-c", "user.name=Test", "-c", "user.email=t@example.invalid", "-c", "init.defaultBranch=main", ...args], { cwd: join(d, "repo"), env });
+      run(
+        "git",
+        [
+          "-c",
+          "user.name=Test",
+          "-c",
+          "user.email=t@example.invalid",
+          "-c",
+          "init.defaultBranch=main",
+          ...args,
+        ],
+        { cwd: join(d, "repo"), env },
+      );
     await mkdir(join(d, "repo"));
     ok(await git("init", "-q"));
     await writeFile(join(d, "repo", "README.md"), "# project\n");
@@ -58,7 +75,9 @@ UPDATE t SET v = v || '!' WHERE id % 3 = 0;`;
     expect(ok(await run("sqlite3", [db, "PRAGMA integrity_check;"])).stdout.trim()).toBe("ok");
     await t.remount();
     expect(ok(await run("sqlite3", [db, "PRAGMA integrity_check;"])).stdout.trim()).toBe("ok");
-    expect(ok(await run("sqlite3", [db, "SELECT count(*), sum(v LIKE '%!') FROM t;"])).stdout.trim()).toBe("4286|1428");
+    expect(ok(await run("sqlite3", [db, "SELECT count(*), sum(v LIKE '%!') FROM t;"])).stdout.trim()).toBe(
+      "4286|1428",
+    );
   }, 180_000);
 
   it("tar: a tree with symlinks, hard links, modes and times round-trips (tar --compare)", async () => {
@@ -108,7 +127,11 @@ UPDATE t SET v = v || '!' WHERE id % 3 = 0;`;
     const home = t.p(await t.dir("home"));
     await mkdir(join(home, ".ssh"), { mode: 0o700 });
     const key = join(home, ".ssh", "id_ed25519");
-    ok(await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "test@stick", "-f", key], { env: { HOME: home } }));
+    ok(
+      await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "test@stick", "-f", key], {
+        env: { HOME: home },
+      }),
+    );
     expect(perms((await stat(key)).mode)).toBe("0600");
     const pub = (await readFile(`${key}.pub`, "utf8")).split(" ").slice(0, 2).join(" ");
     await t.remount();
@@ -123,7 +146,12 @@ UPDATE t SET v = v || '!' WHERE id % 3 = 0;`;
     const venv = join(d, ".venv");
     ok(await run(PYTHON, ["-m", "venv", venv], { timeoutMs: 300_000 }));
     const check = async (): Promise<void> => {
-      const r = ok(await run(join(venv, "bin", "python"), ["-c", "import sys; print(sys.prefix != sys.base_prefix, sys.prefix)"]));
+      const r = ok(
+        await run(join(venv, "bin", "python"), [
+          "-c",
+          "import sys; print(sys.prefix != sys.base_prefix, sys.prefix)",
+        ]),
+      );
       expect(r.stdout.trim()).toBe(`True ${venv}`);
       ok(await run(join(venv, "bin", "python"), ["-m", "pip", "--version"], { timeoutMs: 120_000 }));
     };

@@ -1,7 +1,18 @@
 // Hard links: one inode under several names (docs/format.md "Special files": the data moves to
 // .pershome/links/<id>, each name becomes a placeholder with a record).
 
-import { appendFile, chmod, link, mkdir, readFile, readdir, rename, stat, unlink, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  chmod,
+  link,
+  mkdir,
+  readFile,
+  readdir,
+  rename,
+  stat,
+  unlink,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { rawNames, useLayer } from "../support/fixture.js";
@@ -91,7 +102,11 @@ describe.each(lowerKinds())("hard links on a %s lower", (kind) => {
       for (const n of await rawNames(linksDir)) {
         const name = n.toString();
         if (name.startsWith(".pershome")) continue;
-        if (/^[0-9a-f]{16,32}$/.test(name) && (await readFile(join(linksDir, name), "utf8")) === "stored once") out.push(name);
+        if (
+          /^[0-9a-f]{16,32}$/.test(name) &&
+          (await readFile(join(linksDir, name), "utf8")) === "stored once"
+        )
+          out.push(name);
       }
       return out;
     };

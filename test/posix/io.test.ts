@@ -199,7 +199,10 @@ print(h.hexdigest())`,
     );
     expect(r.code, r.stderr).toBe(0);
     const want = r.stdout.trim();
-    const sum = async (): Promise<string> => createHash("sha256").update(await readFile(t.p(d, "big.bin"))).digest("hex");
+    const sum = async (): Promise<string> =>
+      createHash("sha256")
+        .update(await readFile(t.p(d, "big.bin")))
+        .digest("hex");
     expect(await sum()).toBe(want);
     await t.remount();
     expect((await stat(t.p(d, "big.bin"))).size).toBe(64 << 20);

@@ -44,12 +44,17 @@ describe.each(lowerKinds())("locks on a %s lower", (kind) => {
   });
 
   async function hold(lockKind: "flock" | "fcntl", path: string): Promise<{ release: () => Promise<void> }> {
-    const p = execa(PYTHON, ["-c", HOLDER, lockKind, path], { stdin: "pipe", reject: false, timeout: 60_000 });
+    const p = execa(PYTHON, ["-c", HOLDER, lockKind, path], {
+      stdin: "pipe",
+      reject: false,
+      timeout: 60_000,
+    });
     holders.push(p);
     let out = "";
     p.stdout?.on("data", (d: Buffer) => (out += d.toString()));
     const ok = await waitFor(() => out.includes("locked"), 20_000);
-    if (!ok) throw new Error(`lock holder did not get the ${lockKind} lock; stderr: ${String((await p).stderr)}`);
+    if (!ok)
+      throw new Error(`lock holder did not get the ${lockKind} lock; stderr: ${String((await p).stderr)}`);
     return {
       release: async () => {
         p.stdin?.write("release\n");

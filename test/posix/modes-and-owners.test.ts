@@ -15,21 +15,23 @@ describe.each(lowerKinds())("modes on a %s lower", (kind) => {
 
   it("creates files 0644 and directories 0755 under umask 022, 0600/0700 under umask 077", async () => {
     const d = await t.dir("umask");
-    const r = await sh(`cd '${t.p(d)}' && umask 022 && touch f && mkdir d && umask 077 && touch g && mkdir e`);
+    const r = await sh(
+      `cd '${t.p(d)}' && umask 022 && touch f && mkdir d && umask 077 && touch g && mkdir e`,
+    );
     expect(r.code, r.stderr).toBe(0);
-    expect([await mode(t.p(d, "f")), await mode(t.p(d, "d")), await mode(t.p(d, "g")), await mode(t.p(d, "e"))]).toEqual([
-      "0644",
-      "0755",
-      "0600",
-      "0700",
-    ]);
+    expect([
+      await mode(t.p(d, "f")),
+      await mode(t.p(d, "d")),
+      await mode(t.p(d, "g")),
+      await mode(t.p(d, "e")),
+    ]).toEqual(["0644", "0755", "0600", "0700"]);
     await t.remount();
-    expect([await mode(t.p(d, "f")), await mode(t.p(d, "d")), await mode(t.p(d, "g")), await mode(t.p(d, "e"))]).toEqual([
-      "0644",
-      "0755",
-      "0600",
-      "0700",
-    ]);
+    expect([
+      await mode(t.p(d, "f")),
+      await mode(t.p(d, "d")),
+      await mode(t.p(d, "g")),
+      await mode(t.p(d, "e")),
+    ]).toEqual(["0644", "0755", "0600", "0700"]);
   });
 
   it("keeps chmod 600 on a private key and 700 on ~/.ssh across a remount", async () => {
@@ -55,9 +57,13 @@ describe.each(lowerKinds())("modes on a %s lower", (kind) => {
       await mkdir(t.p(d, n));
       await chmod(t.p(d, n), m);
     }
-    const want = Object.fromEntries([...Object.entries(files), ...Object.entries(dirs)].map(([n, m]) => [n, perms(m)]));
+    const want = Object.fromEntries(
+      [...Object.entries(files), ...Object.entries(dirs)].map(([n, m]) => [n, perms(m)]),
+    );
     const got = async (): Promise<Record<string, string>> =>
-      Object.fromEntries(await Promise.all(Object.keys(want).map(async (n) => [n, await mode(t.p(d, n))] as const)));
+      Object.fromEntries(
+        await Promise.all(Object.keys(want).map(async (n) => [n, await mode(t.p(d, n))] as const)),
+      );
     expect(await got()).toEqual(want);
     await t.remount();
     expect(await got()).toEqual(want);

@@ -5,7 +5,16 @@ import { chmod, mkdir, readFile, readdir, rename, stat, unlink, writeFile } from
 import { beforeAll, describe, expect, it } from "vitest";
 import { rawNames, useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
-import { ENCODED_NAMES, TWIN, bpath, isReserved, pua, show, showBytes, type NameCase } from "../support/names.js";
+import {
+  ENCODED_NAMES,
+  TWIN,
+  bpath,
+  isReserved,
+  pua,
+  show,
+  showBytes,
+  type NameCase,
+} from "../support/names.js";
 
 /** The user-visible (non-reserved) names the lower holds in `dir`, as the lower's readdir shows them. */
 async function storedNames(dir: string): Promise<string[]> {
@@ -49,7 +58,9 @@ describe.each(lowerKinds())("names on a %s lower", (kind) => {
       await t.mount();
       for (const [c, s] of seen) {
         s.listedAfter = (await rawNames(t.p(s.dir))).map(showBytes);
-        s.contentAfter = await readFile(bpath(t.p(s.dir), c.user), "utf8").catch((e: unknown) => `<${errCode(e)}>`);
+        s.contentAfter = await readFile(bpath(t.p(s.dir), c.user), "utf8").catch(
+          (e: unknown) => `<${errCode(e)}>`,
+        );
       }
     }, 300_000);
 
@@ -136,8 +147,12 @@ describe.each(lowerKinds())("names on a %s lower", (kind) => {
     const d = await t.dir("too-long");
     for (const name of ["a".repeat(256), "€".repeat(85) + "b", "😀".repeat(64)]) {
       expect(Buffer.byteLength(name)).toBe(256);
-      await expect(writeFile(t.p(d, name), "x"), `file ${name.slice(0, 8)}…`).rejects.toMatchObject({ code: "ENAMETOOLONG" });
-      await expect(mkdir(t.p(d, name)), `dir ${name.slice(0, 8)}…`).rejects.toMatchObject({ code: "ENAMETOOLONG" });
+      await expect(writeFile(t.p(d, name), "x"), `file ${name.slice(0, 8)}…`).rejects.toMatchObject({
+        code: "ENAMETOOLONG",
+      });
+      await expect(mkdir(t.p(d, name)), `dir ${name.slice(0, 8)}…`).rejects.toMatchObject({
+        code: "ENAMETOOLONG",
+      });
     }
     expect(await readdir(t.p(d))).toEqual([]);
     await t.unmount();

@@ -37,24 +37,28 @@ describe.each(lowerKinds())("statfs on a %s lower", (kind) => {
   });
 
   // (not on plain: the host disk's free space moves by itself)
-  it.skipIf(kind === "plain")("shows free space shrink by what was written and grow back when it is removed", async () => {
-    const d = await t.dir("fill");
-    const before = avail(await vfs(t.mnt));
-    const r = await python(
-      `import os, sys
+  it.skipIf(kind === "plain")(
+    "shows free space shrink by what was written and grow back when it is removed",
+    async () => {
+      const d = await t.dir("fill");
+      const before = avail(await vfs(t.mnt));
+      const r = await python(
+        `import os, sys
 with open(sys.argv[1], "wb") as f:
     for _ in range(32): f.write(os.urandom(1 << 20))
     f.flush(); os.fsync(f.fileno())`,
-      [t.p(d, "fill.bin")],
-      { timeoutMs: 120_000 },
-    );
-    expect(r.code, r.stderr).toBe(0);
-    const during = avail(await vfs(t.mnt));
-    expect(before - during).toBeGreaterThanOrEqual(31 * MiB);
-    expect(before - during).toBeLessThanOrEqual(34 * MiB);
-    await unlink(t.p(d, "fill.bin"));
-    await python("import os, sys; os.sync()", []);
-    const after = avail(await vfs(t.mnt));
-    expect(Math.abs(after - before)).toBeLessThanOrEqual(2 * MiB);
-  }, 180_000);
+        [t.p(d, "fill.bin")],
+        { timeoutMs: 120_000 },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const during = avail(await vfs(t.mnt));
+      expect(before - during).toBeGreaterThanOrEqual(31 * MiB);
+      expect(before - during).toBeLessThanOrEqual(34 * MiB);
+      await unlink(t.p(d, "fill.bin"));
+      await python("import os, sys; os.sync()", []);
+      const after = avail(await vfs(t.mnt));
+      expect(Math.abs(after - before)).toBeLessThanOrEqual(2 * MiB);
+    },
+    180_000,
+  );
 });

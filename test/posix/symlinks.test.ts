@@ -1,7 +1,18 @@
 // Symlinks on a filesystem that has none: a small file holding the target + a record
 // (docs/format.md "Special files"). readlink must give back exactly the user's bytes.
 
-import { lstat, mkdir, readFile, readdir, readlink, rename, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import {
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  stat,
+  symlink,
+  unlink,
+  writeFile,
+} from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
@@ -27,7 +38,9 @@ describe.each(lowerKinds())("symlinks on a %s lower", (kind) => {
     const d = await t.dir("targets");
     for (const [name, target] of Object.entries(targets)) await symlink(target, t.p(d, name));
     const read = async (): Promise<Record<string, string>> =>
-      Object.fromEntries(await Promise.all(Object.keys(targets).map(async (n) => [n, await readlink(t.p(d, n))] as const)));
+      Object.fromEntries(
+        await Promise.all(Object.keys(targets).map(async (n) => [n, await readlink(t.p(d, n))] as const)),
+      );
     expect(await read()).toEqual(targets);
     await t.remount();
     expect(await read()).toEqual(targets);

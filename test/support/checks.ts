@@ -18,7 +18,9 @@ export async function expectServing(t: LayerFixture): Promise<void> {
 }
 
 /** The log the layer wrote for a lower directory, with the current record of each stored name. */
-export async function layerLog(lowerDir: string): Promise<{ log: ParsedLog; byName: Map<string, MetaRecord> }> {
+export async function layerLog(
+  lowerDir: string,
+): Promise<{ log: ParsedLog; byName: Map<string, MetaRecord> }> {
   const log = await readDirLog(lowerDir);
   if (!log) throw new Error(`the layer wrote no complete metadata log in ${lowerDir}`);
   return { log, byName: currentRecords(log) };
@@ -52,7 +54,8 @@ export async function storedNames(lowerDir: string): Promise<string[]> {
  * dot or space, not a DOS device name.
  */
 export function windowsValid(name: string): boolean {
-  if (/[\u0000-\u001f"*:<>?\\|/]/.test(name)) return false;
+  if ([...name].some((c) => c.charCodeAt(0) < 0x20)) return false;
+  if (/["*:<>?\\|/]/.test(name)) return false;
   if (/[. ]$/.test(name)) return false;
   if (/^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$/i.test(name)) return false;
   return true;

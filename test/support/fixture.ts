@@ -118,7 +118,10 @@ export function useLayer(kind: LowerKind, label: string, fo: FixtureOptions = {}
     ctx.onTestFailed(() => {
       const l = layer;
       const parts = [`[${label}/${kind}] mount ${mnt ?? "?"}`];
-      if (l) parts.push(`daemon ${l.alive() ? "alive" : "ended " + fmt(l.exitInfo())}; stderr:\n${tail(l.stderr(), 6000)}`);
+      if (l)
+        parts.push(
+          `daemon ${l.alive() ? "alive" : "ended " + fmt(l.exitInfo())}; stderr:\n${tail(l.stderr(), 6000)}`,
+        );
       if (dead.length) parts.push(dead.join("\n"));
       console.error(parts.join("\n"));
     });

@@ -36,7 +36,8 @@ export function lowerKindsAmong(...want: LowerKind[]): LowerKind[] {
 }
 
 function parseKind(s: string): LowerKind {
-  if (!(KINDS as readonly string[]).includes(s)) throw new Error(`unknown lower kind ${s} (want ${KINDS.join(", ")})`);
+  if (!(KINDS as readonly string[]).includes(s))
+    throw new Error(`unknown lower kind ${s} (want ${KINDS.join(", ")})`);
   return s as LowerKind;
 }
 
@@ -74,7 +75,11 @@ export function makeWorkDir(tag: string): string {
   return d;
 }
 
-export async function createLower(kind: LowerKind, label: string, opts: { sizeMb?: number } = {}): Promise<Lower> {
+export async function createLower(
+  kind: LowerKind,
+  label: string,
+  opts: { sizeMb?: number } = {},
+): Promise<Lower> {
   switch (kind) {
     case "plain":
       return createPlain(label);
@@ -168,14 +173,22 @@ let vfatUsers = 0;
 
 function vfatDev(): string {
   const d = process.env.PERSHOME_VFAT_DEV;
-  if (!d) throw new Error("PERSHOME_LOWER=vfat needs PERSHOME_VFAT_DEV (the FAT32 stick's device, e.g. /dev/sda)");
+  if (!d)
+    throw new Error("PERSHOME_LOWER=vfat needs PERSHOME_VFAT_DEV (the FAT32 stick's device, e.g. /dev/sda)");
   return d;
 }
 
 async function vfatMount(): Promise<void> {
   if (isMounted(VFAT_ROOT)) return;
   await mkdir(VFAT_ROOT, { recursive: true });
-  const r = await run("mount", ["-t", "vfat", "-o", "utf8,shortname=mixed,flush,uid=0,gid=0", vfatDev(), VFAT_ROOT]);
+  const r = await run("mount", [
+    "-t",
+    "vfat",
+    "-o",
+    "utf8,shortname=mixed,flush,uid=0,gid=0",
+    vfatDev(),
+    VFAT_ROOT,
+  ]);
   if (r.code !== 0) throw new Error(describeFailure(r));
 }
 

@@ -95,7 +95,10 @@ export async function mountLayer(lowerDir: string, mnt: string, o: MountOptions 
   if (!fake && !existsSync(CLI))
     throw new Error(`pershome is not built: ${CLI} is missing (run \`npm run build\` in ${REPO})`);
   const [file, args] = fake
-    ? ["bindfs", ["-f", "-o", ["nosuid", "nodev", ...(o.allowOther ? ["allow_other"] : [])].join(","), lowerDir, mnt]]
+    ? [
+        "bindfs",
+        ["-f", "-o", ["nosuid", "nodev", ...(o.allowOther ? ["allow_other"] : [])].join(","), lowerDir, mnt],
+      ]
     : [process.execPath, cliArgs(lowerDir, mnt, o)];
   const child = spawn(file, args, {
     stdio: ["ignore", "pipe", "pipe"],
@@ -132,9 +135,12 @@ export async function mountLayer(lowerDir: string, mnt: string, o: MountOptions 
 
   const timeoutMs = (o.readyTimeoutMs ?? 30_000) * SLOW;
   const ready = await Promise.race([
-    waitFor(() => (fake ? mountAt(mnt)?.fsType.startsWith("fuse") : out.split("\n").some((l) => l.startsWith(READY))), timeoutMs, 20).then(
-      (ok) => (ok ? "ready" : "timeout"),
-    ),
+    waitFor(
+      () =>
+        fake ? mountAt(mnt)?.fsType.startsWith("fuse") : out.split("\n").some((l) => l.startsWith(READY)),
+      timeoutMs,
+      20,
+    ).then((ok) => (ok ? "ready" : "timeout")),
     exited.then(() => "exited"),
   ]);
   if (ready !== "ready") {
@@ -144,7 +150,10 @@ export async function mountLayer(lowerDir: string, mnt: string, o: MountOptions 
     }
     if (isMounted(mnt)) lazyUnmountSync(mnt);
     untrack();
-    const why = ready === "timeout" ? `no ready line within ${timeoutMs} ms` : `daemon exited (${fmtExit(exit)}) before it was ready`;
+    const why =
+      ready === "timeout"
+        ? `no ready line within ${timeoutMs} ms`
+        : `daemon exited (${fmtExit(exit)}) before it was ready`;
     throw new MountFailed(
       `mount of ${lowerDir} on ${mnt} failed: ${why}\n--- stderr ---\n${tail(err)}\n--- stdout ---\n${tail(out)}`,
       exit,

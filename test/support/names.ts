@@ -45,18 +45,38 @@ export const ENCODED_NAMES: readonly NameCase[] = [
   { why: "a control character (0x01)", user: u("x\u0001y"), stored: `x${pua("\u0001")}y` },
   { why: "a trailing dot", user: u("name."), stored: `name${pua(".")}` },
   { why: "a trailing space", user: u("name "), stored: `name${pua(" ")}` },
-  { why: "several trailing dots and spaces", user: u("x . ."), stored: `x${pua(" ")}${pua(".")}${pua(" ")}${pua(".")}` },
+  {
+    why: "several trailing dots and spaces",
+    user: u("x . ."),
+    stored: `x${pua(" ")}${pua(".")}${pua(" ")}${pua(".")}`,
+  },
   { why: "a name of dots only", user: u("..."), stored: `${pua(".")}${pua(".")}${pua(".")}` },
   { why: "an inner dot is kept", user: u("a.b.c"), stored: "a.b.c" },
   { why: "the DOS device name CON", user: u("CON"), stored: `CO${pua("N")}` },
   { why: "a DOS device name before an extension (nul.txt)", user: u("nul.txt"), stored: `nu${pua("l")}.txt` },
   { why: "the DOS device name com1", user: u("com1"), stored: `com${pua("1")}` },
   { why: "lpt9 with two extensions", user: u("LPT9.tar.gz"), stored: `LPT${pua("9")}.tar.gz` },
-  { why: "a longer word that starts like a device is not one (console)", user: u("console"), stored: "console" },
+  {
+    why: "a longer word that starts like a device is not one (console)",
+    user: u("console"),
+    stored: "console",
+  },
   { why: "a name beginning with .pershome", user: u(".pershome"), stored: `${pua(".")}pershome` },
-  { why: "the layer's own log name, made by the user", user: u(".pershome.meta.a"), stored: `${pua(".")}pershome.meta.a` },
-  { why: "a private-use character the user typed is escaped", user: u(`pua${pua(":")}x`), stored: `pua${ESC}${pua(":")}x` },
-  { why: "a byte that is not UTF-8 (0xff)", user: Buffer.from([0x62, 0x61, 0x64, 0xff]), stored: `bad${rawByte(0xff)}` },
+  {
+    why: "the layer's own log name, made by the user",
+    user: u(".pershome.meta.a"),
+    stored: `${pua(".")}pershome.meta.a`,
+  },
+  {
+    why: "a private-use character the user typed is escaped",
+    user: u(`pua${pua(":")}x`),
+    stored: `pua${ESC}${pua(":")}x`,
+  },
+  {
+    why: "a byte that is not UTF-8 (0xff)",
+    user: Buffer.from([0x62, 0x61, 0x64, 0xff]),
+    stored: `bad${rawByte(0xff)}`,
+  },
   {
     why: "Latin-1 bytes (caf\\xe9)",
     user: Buffer.from([0x63, 0x61, 0x66, 0xe9]),
@@ -91,17 +111,26 @@ export function isReserved(lowerName: string): boolean {
 /** Shows a name with its private-use characters spelled out, for messages. */
 export function show(name: string | Buffer): string {
   const s = typeof name === "string" ? name : name.toString("utf8");
-  return JSON.stringify(s).replace(/[\uf000-\uf2ff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return JSON.stringify(s).replace(
+    /[\uf000-\uf2ff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 /** Bytes as text for messages and comparisons: valid UTF-8 shown as is, other bytes as \xNN. */
 export function showBytes(b: Buffer): string {
   const s = b.toString("utf8");
   if (Buffer.from(s, "utf8").equals(b)) return show(s);
-  return JSON.stringify(b.toString("latin1")).replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
+  return JSON.stringify(b.toString("latin1")).replace(
+    /[\x80-\xff]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16)}`,
+  );
 }
 
 /** A path (bytes) from a directory path and a name given as bytes. */
 export function bpath(dir: string, name: Buffer | string): Buffer {
-  return Buffer.concat([Buffer.from(dir + "/", "utf8"), typeof name === "string" ? Buffer.from(name, "utf8") : name]);
+  return Buffer.concat([
+    Buffer.from(dir + "/", "utf8"),
+    typeof name === "string" ? Buffer.from(name, "utf8") : name,
+  ]);
 }

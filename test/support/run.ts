@@ -39,7 +39,11 @@ export function asUserArgv(cred: Cred): string[] {
 }
 
 /** Runs `file args…`; never rejects for a non-zero exit. */
-export async function run(file: string, args: readonly string[] = [], opts: RunOptions = {}): Promise<RunResult> {
+export async function run(
+  file: string,
+  args: readonly string[] = [],
+  opts: RunOptions = {},
+): Promise<RunResult> {
   let argv = [file, ...args];
   if (opts.as) argv = [...asUserArgv(opts.as), ...argv];
   const [cmd, ...rest] = argv as [string, ...string[]];
@@ -69,7 +73,11 @@ export function sh(script: string, opts: RunOptions = {}): Promise<RunResult> {
 }
 
 /** Runs, and throws with the command's output unless it exits 0. */
-export async function mustRun(file: string, args: readonly string[] = [], opts: RunOptions = {}): Promise<RunResult> {
+export async function mustRun(
+  file: string,
+  args: readonly string[] = [],
+  opts: RunOptions = {},
+): Promise<RunResult> {
   const r = await run(file, args, opts);
   if (r.code !== 0) throw new Error(describeFailure(r));
   return r;
@@ -88,7 +96,11 @@ export function tail(s: string, n = 4000): string {
 }
 
 /** Runs a python3 snippet; `args` arrive as sys.argv[1:]. */
-export function python(code: string, args: readonly string[] = [], opts: RunOptions = {}): Promise<RunResult> {
+export function python(
+  code: string,
+  args: readonly string[] = [],
+  opts: RunOptions = {},
+): Promise<RunResult> {
   return run(PYTHON, ["-c", code, ...args], opts);
 }
 
@@ -97,7 +109,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `probe` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(probe: () => T | Promise<T>, timeoutMs: number, stepMs = 50): Promise<T | undefined> {
+export async function waitFor<T>(
+  probe: () => T | Promise<T>,
+  timeoutMs: number,
+  stepMs = 50,
+): Promise<T | undefined> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();

@@ -3,7 +3,13 @@
 
 import { spawnSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
-import { fsckExfat, makeExfatStick, mountExfatOnHost, unmountExfat, type ExfatMount } from "../../lab/sticks/index.js";
+import {
+  fsckExfat,
+  makeExfatStick,
+  mountExfatOnHost,
+  unmountExfat,
+  type ExfatMount,
+} from "../../lab/sticks/index.js";
 import { killSync } from "./cleanup.js";
 import { isMounted } from "./mountinfo.js";
 import { run, waitFor, type RunResult } from "./run.js";

@@ -17,7 +17,12 @@ export interface Trace {
 }
 
 /** Runs `workload` with strace attached to `pid`, tracing `syscalls` (strace -e trace=…). */
-export async function traceDuring(pid: number, syscalls: string[], workDir: string, workload: () => Promise<void>): Promise<Trace> {
+export async function traceDuring(
+  pid: number,
+  syscalls: string[],
+  workDir: string,
+  workload: () => Promise<void>,
+): Promise<Trace> {
   const out = join(workDir, `strace-${pid}-${Date.now()}.txt`);
   const st = spawn("strace", ["-f", "-e", `trace=${syscalls.join(",")}`, "-o", out, "-p", String(pid)], {
     stdio: ["ignore", "ignore", "pipe"],
@@ -31,12 +36,16 @@ export async function traceDuring(pid: number, syscalls: string[], workDir: stri
     const ok = await waitFor(() => /attached/.test(err), 15_000);
     if (!ok) throw new Error(`strace did not attach to ${pid}: ${err}`);
     let n = -1;
-    await waitFor(() => {
-      const m = (err.match(/attached/g) ?? []).length;
-      const settled = m === n;
-      n = m;
-      return settled;
-    }, 5_000, 200);
+    await waitFor(
+      () => {
+        const m = (err.match(/attached/g) ?? []).length;
+        const settled = m === n;
+        n = m;
+        return settled;
+      },
+      5_000,
+      200,
+    );
     await workload();
   } finally {
     killSync(st.pid, "SIGINT");
@@ -49,9 +58,11 @@ export async function traceDuring(pid: number, syscalls: string[], workDir: stri
     .split("\n")
     .map((l) => l.replace(/^\d+\s+/, ""))
     .filter((l) => /^[a-z_0-9]+\(/.test(l) || /<\.\.\. [a-z_0-9]+ resumed>/.test(l));
-  const nameOf = (l: string): string => /^([a-z_0-9]+)\(/.exec(l)?.[1] ?? /<\.\.\. ([a-z_0-9]+) resumed>/.exec(l)?.[1] ?? "";
+  const nameOf = (l: string): string =>
+    /^([a-z_0-9]+)\(/.exec(l)?.[1] ?? /<\.\.\. ([a-z_0-9]+) resumed>/.exec(l)?.[1] ?? "";
   const calls = lines.filter((l) => !/<\.\.\. [a-z_0-9]+ resumed>/.test(l));
-  const is = (l: string, name: string | RegExp): boolean => (typeof name === "string" ? nameOf(l) === name : name.test(nameOf(l)));
+  const is = (l: string, name: string | RegExp): boolean =>
+    typeof name === "string" ? nameOf(l) === name : name.test(nameOf(l));
   return {
     lines: calls,
     count: (name) => calls.filter((l) => is(l, name)).length,

@@ -51,7 +51,10 @@ export async function sys(name: string, ...args: Arg[]): Promise<unknown> {
 export async function sysAs(as: Cred | undefined, name: string, ...args: Arg[]): Promise<unknown> {
   const [res] = await sysBatch([[name, ...args]], as);
   if (!res) throw new Error("sys.py returned nothing");
-  if (!res.ok) throw Object.assign(new Error(`${name}(${args.map(String).join(", ")}): ${res.msg}`), { code: res.errno });
+  if (!res.ok)
+    throw Object.assign(new Error(`${name}(${args.map(String).join(", ")}): ${res.msg}`), {
+      code: res.errno,
+    });
   return res.v;
 }
 
