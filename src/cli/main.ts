@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
 import { MountError } from "../fs/mount.js";
 import { UsageError, mountCommand, umountCommand } from "./mount-command.js";
+import { STICK_COMMANDS, SUMMARY as STICK_SUMMARY, runStickCommand } from "../sticktools/cli.js";
 
 const HELP = `pershome: a POSIX home directory on a FAT32/exFAT USB stick
 
@@ -11,6 +12,7 @@ Usage:
   pershome mount STICK/pershome MOUNTPOINT [--foreground] [--owner UID:GID] [--allow-other] [--debug]
   pershome umount MOUNTPOINT [--lazy] [--timeout SECONDS]
   pershome --version
+${STICK_SUMMARY}
 
 Examples:
   pershome mount /media/stick/pershome ~/stickhome      # mount, return when ready
@@ -33,6 +35,8 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // the stick tools (init, status, check, migrate, sticks, gui) have their own options
+  if (STICK_COMMANDS.has(argv[0] ?? "")) return runStickCommand(argv[0]!, argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
