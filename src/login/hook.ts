@@ -13,6 +13,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_CONFIG_FILE, loadConfig } from "./config.js";
 import { Journal } from "./journal.js";
+import { UNIT_STATE_DIR } from "./layer-daemon.js";
 import { processId } from "./processes.js";
 import { type Context, closeSession, finishLogout, openSession, resetUser } from "./session.js";
 import { useSystemd } from "./systemd.js";
@@ -52,7 +53,14 @@ async function main(argv: string[]): Promise<number> {
             : "hook";
   const journal = new Journal(cfg, role);
   for (const p of problems) journal.warn(p);
-  const ctx: Context = { cfg, journal, configFile, systemd: useSystemd(cfg.systemd) };
+  let systemd = useSystemd(cfg.systemd);
+  if (systemd && cfg.stateDir !== UNIT_STATE_DIR) {
+    journal.warn(
+      `state_dir is ${cfg.stateDir}, but pershome@.service expects ${UNIT_STATE_DIR}: starting the layer directly`,
+    );
+    systemd = false;
+  }
+  const ctx: Context = { cfg, journal, configFile, systemd };
   try {
     if ((process.getuid?.() ?? 0) !== 0) {
       journal.warn(

@@ -49,16 +49,33 @@ async function waitMounted(
   home: string,
   before: Set<number>,
   deadline: number,
-  alive: () => boolean,
+  alive: () => boolean | Promise<boolean>,
+  aliveEveryMs: number,
 ): Promise<"ready" | "died" | "timeout"> {
+  let lastAliveCheck = 0;
   for (;;) {
     const m = mountAt(home);
     if (m && m.fstype === LAYER_FSTYPE && !before.has(m.id)) return "ready";
-    if (!alive()) return "died";
+    if (Date.now() - lastAliveCheck >= aliveEveryMs) {
+      lastAliveCheck = Date.now();
+      if (!(await alive())) {
+        // It may have mounted just before it was seen ending.
+        const again = mountAt(home);
+        return again && again.fstype === LAYER_FSTYPE && !before.has(again.id) ? "ready" : "died";
+      }
+    }
     if (Date.now() >= deadline) return "timeout";
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** A value for a systemd EnvironmentFile: double-quoted, with C escapes. */
+function envValue(v: string): string {
+  return `"${v.replace(/[\\"$`]/g, (c) => "\\" + c)}"`;
+}
+
+/** The unit file hard-codes /run/pershome/%I (EnvironmentFile, RequiresMountsFor). */
+export const UNIT_STATE_DIR = "/run/pershome";
 
 export async function startLayer(q: LayerRequest): Promise<LayerStart> {
   const t0 = Date.now();
@@ -68,22 +85,22 @@ export async function startLayer(q: LayerRequest): Promise<LayerStart> {
   if (q.systemd) {
     const unit = layerUnit(q.user);
     const env = [
-      `PERSHOME_NODE=${process.execPath}`,
-      `PERSHOME_CLI=${CLI_PATH}`,
-      `PERSHOME_LOWER=${q.lower}`,
-      `PERSHOME_HOME=${q.home}`,
-      `PERSHOME_OWNER=${owner}`,
+      `PERSHOME_NODE=${envValue(process.execPath)}`,
+      `PERSHOME_CLI=${envValue(CLI_PATH)}`,
+      `PERSHOME_LOWER=${envValue(q.lower)}`,
+      `PERSHOME_HOME=${envValue(q.home)}`,
+      `PERSHOME_OWNER=${envValue(owner)}`,
     ];
     fs.writeFileSync(`${q.dir}/layer.env`, env.join("\n") + "\n", { mode: 0o600 });
     await runCommand("systemctl", ["reset-failed", unit], { timeoutSec: 10 });
     const r = await runCommand("systemctl", ["start", unit], { timeoutSec: q.timeoutSec });
     const layer: LayerInfo = { kind: "systemd", process: null, unit };
     if (r.exitCode !== 0) return { ok: false, why: r.summary, layer };
-    const active = async (): Promise<boolean> =>
-      (await runCommand("systemctl", ["is-active", unit], { timeoutSec: 5 })).stdout.trim() === "active";
-    let alive = true;
-    const outcome = await waitMounted(q.home, before, deadline, () => alive);
-    if (outcome !== "ready") alive = await active();
+    const active = async (): Promise<boolean> => {
+      const state = (await runCommand("systemctl", ["is-active", unit], { timeoutSec: 5 })).stdout.trim();
+      return state === "active" || state === "activating";
+    };
+    const outcome = await waitMounted(q.home, before, deadline, active, 500);
     const main = Number(
       (
         await runCommand("systemctl", ["show", "-p", "MainPID", "--value", unit], { timeoutSec: 5 })
@@ -93,7 +110,7 @@ export async function startLayer(q: LayerRequest): Promise<LayerStart> {
     if (outcome === "ready") return { ok: true, layer, ms: Date.now() - t0 };
     return {
       ok: false,
-      why: `${unit} ${outcome === "died" || !alive ? "stopped" : "did not mount in time"} (see: journalctl -u ${unit})`,
+      why: `${unit} ${outcome === "died" ? "stopped" : "did not mount in time"} (see: journalctl -u ${unit})`,
       layer,
     };
   }
@@ -122,7 +139,7 @@ export async function startLayer(q: LayerRequest): Promise<LayerStart> {
   const pid = child.pid ?? 0;
   const id: ProcessId | null = pid > 0 ? processId(pid) : null;
   const layer: LayerInfo = { kind: "direct", process: id, unit: "" };
-  const outcome = await waitMounted(q.home, before, deadline, () => !exited && isRunning(id));
+  const outcome = await waitMounted(q.home, before, deadline, () => !exited && isRunning(id), 0);
   if (outcome === "ready") return { ok: true, layer, ms: Date.now() - t0 };
   const said = tail(logPath);
   return {

@@ -15,7 +15,7 @@ import { startLayer, stopLayer, waitLayerExit } from "./layer-daemon.js";
 import { type HeldLock, takeLock } from "./lock.js";
 import { LAYER_FSTYPE, mountAt, mountsUnder } from "./mounts.js";
 import { type StickName, clearMessage, leaveMessage, messages, tellPam } from "./notify.js";
-import { decideOptIn } from "./optin.js";
+import { type OptInDecision, decideOptIn } from "./optin.js";
 import { type ProcessId, describeUses, processId, processesUsing, signal, waitGone } from "./processes.js";
 import { chooseStick, findCandidates, preferenceOrder } from "./stick-discovery.js";
 import { hasPershomeFolder, lazyUnmount, mountStick, syncStick, unmountPath } from "./stick-mount.js";
@@ -527,10 +527,11 @@ export async function openSession(ctx: Context, req: PamRequest, t0 = Date.now()
   }
   if (a.uid < cfg.minUid) return; // root and system accounts: not even a log line per cron-like login
   // Not opted in and nothing mounted: leave without taking the lock or creating anything.
+  let decision: OptInDecision | null = null;
   if (!fs.existsSync(stateFile(cfg.stateDir, a.name))) {
-    const d = await decideOptIn(cfg, a, j);
-    if (!d.optedIn) {
-      j.info(`open (${describeSession(req)}): not opted in (${d.why}); normal home`);
+    decision = await decideOptIn(cfg, a, j);
+    if (!decision.optedIn) {
+      j.info(`open (${describeSession(req)}): not opted in (${decision.why}); normal home`);
       return;
     }
   }
@@ -574,7 +575,8 @@ export async function openSession(ctx: Context, req: PamRequest, t0 = Date.now()
       );
       await forceTeardown(ctx, s, "replacing a broken mount");
     }
-    const d = await decideOptIn(cfg, a, j);
+    // Decided before the lock when nothing was mounted; otherwise now (the old mount is gone).
+    const d = decision ?? (await decideOptIn(cfg, a, j));
     if (!d.optedIn) {
       j.info(`open (${describeSession(req)}): not opted in (${d.why}); normal home`);
       return;
