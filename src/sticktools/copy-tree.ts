@@ -247,21 +247,28 @@ function lstatOrNull(p: string): fs.BigIntStats | null {
 }
 
 /** Copies `scan` (of srcRoot) into destRoot, which must be on the mounted layer. */
-export function copyTree(srcRoot: string, destRoot: string, scan: Scan, o: CopyOptions = {}): CopyResult {
+export async function copyTree(srcRoot: string, destRoot: string, scan: Scan, o: CopyOptions = {}): Promise<CopyResult> {
   const res: CopyResult = { copied: 0, skippedSame: 0, skipped: [] };
   const firstOfInode = new Map<string, string>();
   const dirs: SrcEntry[] = [];
-  const checkStop = (): void => {
+  // The copy runs in blocking calls; now and then it lets the event loop run, so that Ctrl-C
+  // (a signal handler) and the layer's exit are noticed.
+  let lastYield = Date.now();
+  const checkStop = async (): Promise<void> => {
+    if (Date.now() - lastYield > 50) {
+      await new Promise((r) => setImmediate(r));
+      lastYield = Date.now();
+    }
     if (o.layerDead?.()) throw Object.assign(new Error("the layer stopped"), { code: "ENOTCONN" });
     if (o.shouldStop?.()) throw new Interrupted();
   };
   for (const e of scan.entries) {
-    checkStop();
+    await checkStop();
     const src = join(srcRoot, e.rel);
     const dest = join(destRoot, e.rel);
     const shown = txt(e.rel);
     try {
-      const done = copyOne(e, src, dest, scan, firstOfInode, o, checkStop);
+      const done = await copyOne(e, src, dest, scan, firstOfInode, o, checkStop);
       if (e.kind === "d") dirs.push(e);
       if (done === "same") res.skippedSame++;
       else if (done === "copied") res.copied++;
@@ -285,7 +292,7 @@ export function copyTree(srcRoot: string, destRoot: string, scan: Scan, o: CopyO
   // Directories last, deepest first: their modes (a 0500 folder) and times (copying into a
   // folder changes its mtime) only once everything inside is there.
   for (const e of dirs.reverse()) {
-    checkStop();
+    await checkStop();
     const dest = join(destRoot, e.rel);
     try {
       const d = fs.lstatSync(bp(dest), { bigint: true });
@@ -304,15 +311,15 @@ export function copyTree(srcRoot: string, destRoot: string, scan: Scan, o: CopyO
 
 type One = "same" | "copied" | "dir" | { why: string };
 
-function copyOne(
+async function copyOne(
   e: SrcEntry,
   src: string,
   dest: string,
   scan: Scan,
   firstOfInode: Map<string, string>,
   o: CopyOptions,
-  checkStop: () => void,
-): One {
+  checkStop: () => Promise<void>,
+): Promise<One> {
   const mode = Number(e.st.mode) & 0o7777;
   const cur = e.rel === "" ? null : lstatOrNull(dest);
   const progressFile = (): void => o.progress?.addFile(txt(e.rel));
@@ -403,7 +410,7 @@ function copyOne(
           const buf = Buffer.allocUnsafe(CHUNK);
           let pos = 0;
           for (;;) {
-            checkStop();
+            await checkStop();
             const n = fs.readSync(sfd, buf, 0, CHUNK, pos);
             if (n === 0) break;
             let w = 0;

@@ -151,7 +151,7 @@ export async function initStick(a: InitArgs, progress?: (msg: string) => void): 
       if (skel) {
         progress?.(`copying ${a.skelDir} into the new home`);
         layer = await mountLayerTemporarily(stick.home);
-        const r = copyTree(bs(path.resolve(a.skelDir)), bs(layer.mnt), skel, { layerDead: () => layer!.dead() });
+        const r = await copyTree(bs(path.resolve(a.skelDir)), bs(layer.mnt), skel, { layerDead: () => layer!.dead() });
         seeded = r.copied;
         await layer.stop();
         layer = null;

@@ -97,7 +97,7 @@ export async function migrateCommand(a: MigrateArgs, out: Output): Promise<numbe
     const progress = new Progress("copying", scan.bytes, scan.files, a.tty === undefined ? {} : { tty: a.tty });
     let result: CopyResult;
     try {
-      result = copyTree(src, destRoot, scan, {
+      result = await copyTree(src, destRoot, scan, {
         progress,
         shouldStop: () => stopRequested,
         layerDead: () => layer!.dead(),

@@ -30,9 +30,15 @@ export function json(r: RunResult): Record<string, unknown> {
 /** A scratch directory removed after the file's tests. */
 export function scratch(tag: string): string {
   const d = mkdtempSync(join(tmpdir(), `sticktools-${tag}-`));
-  afterAll(() => rmSync(d, { recursive: true, force: true }));
+  afterAll(async () => {
+    // sticks a failed test left attached go first
+    for (const s of [...live]) if (s.mounted) await s.detach();
+    rmSync(d, { recursive: true, force: true });
+  });
   return d;
 }
+
+const live = new Set<HostStick>();
 
 export interface HostStick {
   image: string;
@@ -113,9 +119,7 @@ export async function exfatHostStick(dir: string, name: string, sizeMb: number, 
     },
   };
   await s.attach();
-  afterAll(async () => {
-    if (s.mounted) await s.detach();
-  });
+  live.add(s);
   return s;
 }
 
