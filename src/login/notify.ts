@@ -16,7 +16,10 @@ export function stickName(s: StickName): string {
   return s.label ? `"${s.label}" (${dev})` : dev;
 }
 
-const PREPARE = 'create a folder called "pershome" at the top of the stick (on any computer)';
+// The stick tools (src/sticktools) prepare a stick; by hand, the folder is all it takes.
+const PREPARE =
+  'prepare it: run "pershome gui" (or "pershome init") with the stick plugged in, or create a folder ' +
+  'called "pershome" at the top of the stick on any computer';
 
 export const messages = {
   onStick: (s: StickName): string => `pershome: your home folder is on your USB stick ${stickName(s)}.`,
@@ -35,7 +38,7 @@ export const messages = {
   noFolder: (sticks: StickName[]): string =>
     `pershome: the USB stick ${sticks.map(stickName).join(", ")} has no pershome folder, so you are using ` +
     "this computer's own home folder (files you save now stay on this computer). To keep your home on " +
-    `the stick: log out, ${PREPARE}, plug it in and log in again.`,
+    `the stick, ${PREPARE}; then log out and log in again with the stick plugged in.`,
   stickFailed: (s: StickName | null, why: string): string =>
     `pershome: your USB stick${s ? " " + stickName(s) : ""} could not be used (${why}), so you are using ` +
     "this computer's own home folder. Log out, check the stick on another computer " +

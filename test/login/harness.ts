@@ -327,6 +327,9 @@ export class LoginLab {
       bad.push(`layer daemon ${p.pid} still running`);
     for (const p of processesWith("dist/src/login/hook.js", ` ${user.name} `))
       bad.push(`helper ${p.pid} still running: ${p.cmd}`);
+    // The layer mounts with auto_unmount: libfuse's fusermount3 watcher must end with it.
+    for (const p of processesWith("fusermount", user.home))
+      bad.push(`fusermount helper ${p.pid} still running`);
     if (stick)
       for (const p of processesWith("mount.exfat-fuse", stick.loop + " "))
         bad.push(`stick driver ${p.pid} still running`);

@@ -144,7 +144,7 @@ describe("login with pamtester", () => {
       "pershome: no USB stick with a pershome folder was found, so you are using this computer's own home folder",
     );
     expect(o.output).toContain(
-      'If the stick is new, first create a folder called "pershome" at the top of the stick',
+      'If the stick is new, first prepare it: run "pershome gui" (or "pershome init") with the stick plugged in, or create a folder called "pershome" at the top of the stick on any computer.',
     );
     expect(lab.log()).toMatch(/stick discovery: 0 candidate\(s\) \(removable devices only\)/);
     expect(lab.log()).toContain("no FAT32/exFAT stick found: normal home; the user was told how to fix it");
@@ -192,7 +192,7 @@ describe("login with pamtester", () => {
       `pershome: the USB stick "HOLIDAY" (${path.basename(stick.loop)}) has no pershome folder`,
     );
     expect(o.output).toContain(
-      'log out, create a folder called "pershome" at the top of the stick (on any computer), plug it in and log in again.',
+      'To keep your home on the stick, prepare it: run "pershome gui" (or "pershome init") with the stick plugged in, or create a folder called "pershome" at the top of the stick on any computer; then log out and log in again with the stick plugged in.',
     );
     expect(lab.message(u)).toContain("has no pershome folder");
     expect(lab.log()).toContain(`${stick.loop} has no pershome folder; unmounting it`);
