@@ -233,6 +233,24 @@ describe("login with pamtester", () => {
     expect(lab.leftovers(u, stick)).toEqual([]);
   });
 
+  it("two logins at the same instant: one mounts, the other waits for the lock and shares", async () => {
+    const u = await lab.addUser();
+    const stick = await lab.addStick();
+    lab.writeList(`${u.name}\n`);
+    lab.setConfig({ stick_devices: stick.loop });
+    const since = lab.logFromHere();
+    const [a, b] = await Promise.all([lab.open(u), lab.open(u)]);
+    expect(
+      [a.output, b.output].filter((o) => o.includes("(shared with your other open session)")),
+    ).toHaveLength(1);
+    expect(processesWith("dist/src/cli/main.js", "mount", `${u.home} `)).toHaveLength(1);
+    expect(processesWith("mount.exfat-fuse", `${stick.loop} `)).toHaveLength(1);
+    expect(since().match(/session 1 opened/g)).toHaveLength(1);
+    expect(since().match(/session 2 opened/g)).toHaveLength(1);
+    await Promise.all([lab.close(u), lab.close(u)]);
+    await lab.expectClean(u, stick);
+  });
+
   it("a malformed list file: each bad line is logged with its number, the good lines still count", async () => {
     const u = await lab.addUser();
     const byUid = await lab.addUser();
