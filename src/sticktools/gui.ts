@@ -105,7 +105,7 @@ export async function guiCommand(a: GuiArgs, out: Output): Promise<number> {
     `--title=${TITLES.confirm}`,
     "--width=460",
     `--text=Prepare <b>${esc(nameOf(c))}</b> (${esc(humanBytes(c.size))}, ${kindName(c)}) for pershome?\n\n` +
-      esc("This adds one folder, “pershome”, to the stick. Nothing on the stick is deleted or changed, and it keeps working on Windows and macOS."),
+      esc("This adds one folder, “pershome”, to the stick.\nNothing on the stick is deleted or changed,\nand it keeps working on Windows and macOS."),
     "--ok-label=Prepare",
     "--cancel-label=Cancel",
   ]);
@@ -123,12 +123,14 @@ export async function guiCommand(a: GuiArgs, out: Output): Promise<number> {
   const shown = Date.now();
   let ok = false;
   let message: string;
+  let reason: string | undefined;
   try {
     const r = await initStick({ stick: c.mountpoint ?? c.device, skel: a.skel, skelDir: a.skelDir, force: false, json: a.json });
     ok = true;
     message = r.message;
   } catch (err) {
     message = err instanceof StickError ? err.message : `Something unexpected went wrong: ${(err as Error).message}`;
+    reason = err instanceof StickError ? err.reason : "io-error";
   }
   // let the student see that something happened
   const wait = 1500 - (Date.now() - shown);
@@ -143,6 +145,6 @@ export async function guiCommand(a: GuiArgs, out: Output): Promise<number> {
   }
   await zenity([ok ? "--info" : "--error", `--title=${ok ? TITLES.done : TITLES.failed}`, "--width=460", "--no-markup", `--text=${message}`]);
   out.say(message);
-  out.result({ ok, device: c.device, stick: c.mountpoint, message });
+  out.result({ ok, device: c.device, stick: c.mountpoint, message, ...(reason ? { reason } : {}) });
   return ok ? EXIT.ok : EXIT.failed;
 }

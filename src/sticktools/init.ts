@@ -54,7 +54,9 @@ function fsyncDir(p: string): void {
 }
 
 function label(s: Stick): string {
-  return s.label ? `"${s.label}" (${s.root})` : s.root;
+  // a stick mounted only for this command is named by its device, not the passing mount point
+  const where = s.mountedHere && s.device ? s.device : s.root;
+  return s.label ? `"${s.label}" (${where})` : where;
 }
 
 /** The work, without printing: used by the CLI and the graphical helper. */
