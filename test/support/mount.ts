@@ -7,10 +7,11 @@
 // looks at the stick's format must then fail, every pure-POSIX test on a plain lower must pass.
 
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { killSync, lazyUnmountSync, track } from "./cleanup.js";
+import type { Lower } from "./lower.js";
 import { isMounted, mountAt } from "./mountinfo.js";
 import { run, sleep, tail, waitFor, type Cred, type RunResult } from "./run.js";
 
@@ -87,10 +88,28 @@ function cliArgs(lowerDir: string, mnt: string, o: MountOptions): string[] {
 }
 
 /**
- * Starts the daemon. Resolves once it says it is ready; rejects with MountFailed (stderr
- * included) if it exits first or does not get ready in time.
+ * Starts the daemon on `lower` (its `pershome` directory), mounted at `<lower.work>/mnt` unless
+ * `mnt` is given; or on a lower directory and mountpoint given as paths. Resolves once the daemon
+ * says it is ready; rejects with MountFailed (stderr included) if it exits first or does not get
+ * ready in time.
  */
-export async function mountLayer(lowerDir: string, mnt: string, o: MountOptions = {}): Promise<Layer> {
+export async function mountLayer(lower: Lower, o?: MountOptions & { mnt?: string }): Promise<Layer>;
+export async function mountLayer(lowerDir: string, mnt: string, o?: MountOptions): Promise<Layer>;
+export async function mountLayer(
+  a: Lower | string,
+  b?: string | (MountOptions & { mnt?: string }),
+  c?: MountOptions,
+): Promise<Layer> {
+  if (typeof a !== "string") {
+    const o = (b as (MountOptions & { mnt?: string }) | undefined) ?? {};
+    const mnt = o.mnt ?? join(a.work, "mnt");
+    mkdirSync(mnt, { recursive: true, mode: 0o755 });
+    return startLayer(a.dir, mnt, o);
+  }
+  return startLayer(a, b as string, c ?? {});
+}
+
+async function startLayer(lowerDir: string, mnt: string, o: MountOptions): Promise<Layer> {
   const fake = FAKE === "bindfs";
   if (!fake && !existsSync(CLI))
     throw new Error(`pershome is not built: ${CLI} is missing (run \`npm run build\` in ${REPO})`);
