@@ -50,6 +50,10 @@ export const messages = {
     `pershome: your USB stick ${stickName(s)} was removed or stopped working while you were logged in. ` +
     "Files saved before that are on the stick; new changes cannot be saved. Plug the stick back in and " +
     "log out (and in again), or just log out.",
+  layerLost: (s: StickName): string =>
+    `pershome: your home folder on the USB stick ${stickName(s)} stopped working while you were logged in. ` +
+    "Files saved before that are on the stick. Anything you save now goes to this computer's own home " +
+    "folder, not to the stick: log out and log in again to get your home back.",
 } as const;
 
 /** The hook's way to the user's terminal: pam_exec's `stdout` turns this into a PAM message. */

@@ -570,7 +570,7 @@ export async function openSession(ctx: Context, req: PamRequest, t0 = Date.now()
         return;
       }
       j.warn(
-        `the mounted home is broken (${problem}); cleaning it up before mounting again` +
+        `the mounted home is broken (${problem.why}); cleaning it up before mounting again` +
           (s.sessions.length ? ` (${s.sessions.length} older session(s) no longer counted)` : ""),
       );
       await forceTeardown(ctx, s, "replacing a broken mount");

@@ -14,18 +14,27 @@ import { type ProcessId, signal } from "./processes.js";
 import { runCommand } from "./run.js";
 import { type UserState, readState } from "./state.js";
 
-/** Null when the stick home works; otherwise what is wrong, for the log. */
-export async function checkHealth(s: UserState): Promise<string | null> {
+export interface HealthProblem {
+  /** "stick": the stick or its driver is gone; "layer": the layer's mount or daemon is */
+  what: "stick" | "layer";
+  why: string;
+}
+
+/** Null when the stick home works; otherwise what is wrong. */
+export async function checkHealth(s: UserState): Promise<HealthProblem | null> {
+  const stick = (why: string): HealthProblem => ({ what: "stick", why });
+  const layer = (why: string): HealthProblem => ({ what: "layer", why });
   if (s.stick.kind === "device") {
-    if (!mountAt(s.stick.root)) return `the stick mount ${s.stick.root} is gone`;
-    if (!fs.existsSync(s.stick.device)) return `the device ${s.stick.device} is gone (stick pulled)`;
+    if (!mountAt(s.stick.root)) return stick(`the stick mount ${s.stick.root} is gone`);
+    if (!fs.existsSync(s.stick.device)) return stick(`the device ${s.stick.device} is gone (stick pulled)`);
     const why = await statfsWithin(s.stick.root, 5000);
-    if (why) return `the stick at ${s.stick.root} does not answer (${why})`;
+    if (why) return stick(`the stick at ${s.stick.root} does not answer (${why})`);
   }
   const lowerWhy = await statfsWithin(s.lower, 5000);
-  if (lowerWhy) return `${s.lower} does not answer (${lowerWhy})`;
-  if (!layerMounted(s.home)) return `the layer is no longer mounted on ${s.home}`;
-  if (!(await layerRunning(s.layer))) return "the layer's daemon is gone";
+  if (lowerWhy) return stick(`${s.lower} does not answer (${lowerWhy})`);
+  // With auto_unmount, a dead daemon's mount goes away and the normal home shows through.
+  if (!layerMounted(s.home)) return layer(`the layer is no longer mounted on ${s.home}`);
+  if (!(await layerRunning(s.layer))) return layer("the layer's daemon is gone");
   return null;
 }
 
@@ -46,11 +55,14 @@ export async function runWatcher(
     const again = readState(cfg.stateDir, user);
     if (!again || again.generation !== generation || again.phase !== "open") return;
     journal.warn(
-      `stick ${s.stick.device} lost during the session: ${problem}; the user was told to put it back or log out`,
+      problem.what === "stick"
+        ? `stick ${s.stick.device} lost during the session: ${problem.why}; the user was told to put it back or log out`
+        : `the home on stick ${s.stick.device} stopped during the session: ${problem.why}; the user was told to log out`,
     );
     if (cfg.notify) {
       try {
-        leaveMessage(cfg.messageDir, user, s.uid, s.gid, messages.pulled(s.stick));
+        const text = problem.what === "stick" ? messages.pulled(s.stick) : messages.layerLost(s.stick);
+        leaveMessage(cfg.messageDir, user, s.uid, s.gid, text);
       } catch (err) {
         journal.warn(`could not leave the message for the notifier: ${(err as Error).message}`);
       }

@@ -163,12 +163,20 @@ describe("the stick fails during the session", () => {
     await lab.expectClean(u, stick);
   });
 
-  it("the layer's daemon dies and the session never closes: the next login repairs the mount", async () => {
-    const { u, stick, log } = await userWithStick({ watch: "no" }, { "b.txt": "B\n" });
+  it("the layer's daemon dies and the session never closes: the user is told, the next login repairs the mount", async () => {
+    const { u, stick, log } = await userWithStick({ watch_interval: "0.5" }, { "b.txt": "B\n" });
     await lab.open(u);
     const daemon = processesWith("dist/src/cli/main.js", "mount", `${u.home} `)[0]!.pid;
     process.kill(daemon, "SIGKILL");
     await waitFor("the daemon gone", () => !alive(daemon));
+    // The layer mounts with auto_unmount, so the normal home shows through: the message says so.
+    await waitFor("the stopped-home message", () => lab.message(u)?.includes("stopped working"), 10_000);
+    expect(lab.message(u)).toContain(
+      "Anything you save now goes to this computer's own home folder, not to the stick",
+    );
+    expect(log()).toMatch(
+      /the home on stick \S+ stopped during the session: .*; the user was told to log out/,
+    );
 
     const o = await lab.open(u);
     expect(o.output).toContain("your home folder is on your USB stick");
