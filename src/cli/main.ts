@@ -9,7 +9,8 @@ import { STICK_COMMANDS, SUMMARY as STICK_SUMMARY, runStickCommand } from "../st
 const HELP = `pershome: a POSIX home directory on a FAT32/exFAT USB stick
 
 Usage:
-  pershome mount STICK/pershome MOUNTPOINT [--foreground] [--owner UID:GID] [--allow-other] [--debug]
+  pershome mount STICK/pershome MOUNTPOINT [--foreground] [--owner UID:GID] [--allow-other]
+                 [--auto-unmount] [--debug]
   pershome umount MOUNTPOINT [--lazy] [--timeout SECONDS]
   pershome --version
 ${STICK_SUMMARY}
@@ -47,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
       owner: { type: "string" },
       "allow-other": { type: "boolean" },
       debug: { type: "boolean" },
+      "auto-unmount": { type: "boolean" },
       "cache-timeout": { type: "string" },
       lazy: { type: "boolean" },
       timeout: { type: "string" },
@@ -71,6 +73,7 @@ async function main(argv: string[]): Promise<number> {
         ...(values.owner !== undefined ? { owner: values.owner } : {}),
         allowOther: values["allow-other"] ?? false,
         debug: values.debug ?? false,
+        autoUnmount: values["auto-unmount"] ?? false,
         ...(values["cache-timeout"] !== undefined ? { cacheTimeout: Number(values["cache-timeout"]) } : {}),
       });
     }

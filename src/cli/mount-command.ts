@@ -14,6 +14,7 @@ export interface MountArgs {
   allowOther: boolean;
   debug: boolean;
   cacheTimeout?: number;
+  autoUnmount?: boolean;
 }
 
 export class UsageError extends Error {}
@@ -41,6 +42,7 @@ export async function mountCommand(a: MountArgs): Promise<number> {
     gid,
     allowOther: a.allowOther || (uid !== (process.getuid?.() ?? 0)),
     debug: a.debug,
+    autoUnmount: a.autoUnmount ?? false,
     ...(a.cacheTimeout !== undefined ? { cacheTimeout: a.cacheTimeout } : {}),
   });
   fs.writeFileSync(pid, `${process.pid}\n`);

@@ -20,6 +20,8 @@ export function fail(errno: number, message?: string): never {
 export function errnoOf(err: unknown): number | undefined {
   if (err instanceof FsError) return err.errno;
   const code = (err as { code?: unknown })?.code;
+  // A stick that is gone (pulled, its driver dead) is an I/O error to the user.
+  if (code === "ENOTCONN" || code === "ENODEV" || code === "ESHUTDOWN" || code === "ENXIO") return E.EIO;
   if (typeof code === "string" && code in E) return E[code as keyof typeof E];
   return undefined;
 }

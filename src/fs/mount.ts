@@ -22,6 +22,8 @@ export interface MountOptions {
   debug?: boolean;
   /** seconds the kernel may cache attributes and names (the layer is the only writer) */
   cacheTimeout?: number;
+  /** let fusermount3 remove the mount if the daemon dies (for scratch mounts, not homes) */
+  autoUnmount?: boolean;
 }
 
 /** A problem the user can fix: the message says what happened and what to do. */
@@ -83,11 +85,11 @@ export function kernelOptions(o: MountOptions): string[] {
     "nosuid",
     "nodev",
     "noatime",
-    // if the daemon dies (kill -9, a crash), fusermount3 takes the dead mount away instead of
-    // leaving "Transport endpoint is not connected" over the user's home
-    "auto_unmount",
   ];
   if (o.allowOther) opts.push("allow_other");
+  // Off by default: over a home, a dead daemon's mount must fail loudly (ENOTCONN), not
+  // vanish and let saves land silently on the machine's own disk underneath.
+  if (o.autoUnmount) opts.push("auto_unmount");
   return opts;
 }
 

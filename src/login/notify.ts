@@ -52,8 +52,8 @@ export const messages = {
     "log out (and in again), or just log out.",
   layerLost: (s: StickName): string =>
     `pershome: your home folder on the USB stick ${stickName(s)} stopped working while you were logged in. ` +
-    "Files saved before that are on the stick. Anything you save now goes to this computer's own home " +
-    "folder, not to the stick: log out and log in again to get your home back.",
+    "Files saved before that are on the stick; new changes cannot be saved. Log out and log in again " +
+    "to get your home back.",
 } as const;
 
 /** The hook's way to the user's terminal: pam_exec's `stdout` turns this into a PAM message. */

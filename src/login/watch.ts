@@ -32,7 +32,8 @@ export async function checkHealth(s: UserState): Promise<HealthProblem | null> {
   }
   const lowerWhy = await statfsWithin(s.lower, 5000);
   if (lowerWhy) return stick(`${s.lower} does not answer (${lowerWhy})`);
-  // With auto_unmount, a dead daemon's mount goes away and the normal home shows through.
+  // A dead daemon leaves a dead mount (ENOTCONN); if something took the mount away, the normal
+  // home would show through: both mean the layer is lost.
   if (!layerMounted(s.home)) return layer(`the layer is no longer mounted on ${s.home}`);
   if (!(await layerRunning(s.layer))) return layer("the layer's daemon is gone");
   return null;

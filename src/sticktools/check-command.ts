@@ -14,7 +14,13 @@ export interface CheckArgs {
   json: boolean;
 }
 
-const plain = (f: Finding): Record<string, unknown> => ({ kind: f.kind, severity: f.severity, path: f.path, message: f.message, fix: f.fix });
+const plain = (f: Finding): Record<string, unknown> => ({
+  kind: f.kind,
+  severity: f.severity,
+  path: f.path,
+  message: f.message,
+  fix: f.fix,
+});
 
 export async function checkCommand(a: CheckArgs, out: Output): Promise<number> {
   const given = a.stick ?? (await askForStick(a.repair ? "check --repair" : "check"));
@@ -23,40 +29,70 @@ export async function checkCommand(a: CheckArgs, out: Output): Promise<number> {
     const report = checkHome(stick.home);
     const m = report.marker;
     if (m.state === "no-home" || m.state === "home-not-dir") {
-      throw new StickError("not-prepared", `The stick at ${stick.root} has no pershome folder, so there is nothing to check. Run "pershome init ${given}" to prepare it.`);
+      throw new StickError(
+        "not-prepared",
+        `The stick at ${stick.root} has no pershome folder, so there is nothing to check. Run "pershome init ${given}" to prepare it.`,
+      );
     }
     if (m.state === "newer") throw new StickError("newer-format", newerMessage(m.version));
     refuseIfInUse(stick.home);
     const found = report.findings;
     const probs = problems(report);
-    out.say(`Checked the pershome home on ${stick.root} (${stick.fsName}): ${report.counts.files} files in ${report.counts.dirs} folders, ${report.counts.records} metadata records.`);
+    out.say(
+      `Checked the pershome home on ${stick.root} (${stick.fsName}): ${report.counts.files} files in ${report.counts.dirs} folders, ${report.counts.records} metadata records.`,
+    );
     const list = (fs: Finding[]): void => {
-      for (const f of fs) out.say(`  - ${f.path}: ${f.message}.${a.repair || f.severity === "note" ? "" : ` Repair ${f.fix}.`}`);
+      for (const f of fs)
+        out.say(
+          `  - ${f.path}: ${f.message}.${a.repair || f.severity === "note" ? "" : ` Repair ${f.fix}.`}`,
+        );
     };
-    if (probs.length === 0 && !(a.repair && found.some((f) => f.fix !== "nothing" && !f.fix.startsWith("nothing")))) {
+    if (
+      probs.length === 0 &&
+      !(a.repair && found.some((f) => f.fix !== "nothing" && !f.fix.startsWith("nothing")))
+    ) {
       if (found.length > 0) {
         out.say("Notes:");
         list(found);
       }
       out.say("Everything is in order.");
-      out.result({ ok: true, clean: true, stick: stick.root, findings: found.map(plain), repaired: [], lostFound: [] });
+      out.result({
+        ok: true,
+        clean: true,
+        stick: stick.root,
+        findings: found.map(plain),
+        repaired: [],
+        lostFound: [],
+      });
       return EXIT.ok;
     }
     if (!a.repair) {
       out.say(`Found ${probs.length} problem(s):`);
       list(found);
-      out.say(`Nothing was changed. No file is lost either way: pershome shows files whose metadata is damaged with default permissions.`);
+      out.say(
+        `Nothing was changed. No file is lost either way: pershome shows files whose metadata is damaged with default permissions.`,
+      );
       out.say(`To fix what can be fixed, run: pershome check --repair ${given}`);
-      out.result({ ok: true, clean: false, stick: stick.root, findings: found.map(plain), problems: probs.length });
+      out.result({
+        ok: true,
+        clean: false,
+        stick: stick.root,
+        findings: found.map(plain),
+        problems: probs.length,
+      });
       return EXIT.problems;
     }
     if (stick.readOnly) {
-      throw new StickError("read-only", `The stick at ${stick.root} is read-only, so nothing could be repaired (${probs.length} problem(s) found; run without --repair to see them). Make it writable, then try again.`);
+      throw new StickError(
+        "read-only",
+        `The stick at ${stick.root} is read-only, so nothing could be repaired (${probs.length} problem(s) found; run without --repair to see them). Make it writable, then try again.`,
+      );
     }
     out.say(`Found ${probs.length} problem(s); repairing:`);
     const r = repairHome(report);
     for (const x of r.fixed) out.say(`  - ${x.finding.path}: ${x.finding.message}. Done: ${x.done}.`);
-    for (const x of r.failed) out.say(`  - ${x.finding.path}: ${x.finding.message}. NOT repaired (${x.why}).`);
+    for (const x of r.failed)
+      out.say(`  - ${x.finding.path}: ${x.finding.message}. NOT repaired (${x.why}).`);
     if (r.lostFound.length > 0) {
       out.say(`Put in /lost+found (listed in /lost+found/LISTING.txt; nothing was deleted):`);
       for (const l of r.lostFound) out.say(`    ${l}`);
@@ -67,7 +103,9 @@ export async function checkCommand(a: CheckArgs, out: Output): Promise<number> {
     else {
       out.say(`${left.length} problem(s) remain:`);
       list(left);
-      out.say("Run the check again; if they stay, copy your files off the stick (they are all readable) and prepare it again.");
+      out.say(
+        "Run the check again; if they stay, copy your files off the stick (they are all readable) and prepare it again.",
+      );
     }
     out.result({
       ok: true,

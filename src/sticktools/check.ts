@@ -25,8 +25,11 @@ export const HOME_RECORD = "home";
 const LINK_ID = /^[0-9a-f]{16,32}$/;
 
 /** The placeholder the layer writes under each name of a hard-linked file (src/fs/ops/entries.ts). */
-const PLACEHOLDER = /^pershome: this file has several names \(hard links\); its data is in \.pershome\/links\/([0-9a-f]{16,32})\r\n$/;
-const PLACEHOLDER_BASE = Buffer.byteLength("pershome: this file has several names (hard links); its data is in .pershome/links/\r\n");
+const PLACEHOLDER =
+  /^pershome: this file has several names \(hard links\); its data is in \.pershome\/links\/([0-9a-f]{16,32})\r\n$/;
+const PLACEHOLDER_BASE = Buffer.byteLength(
+  "pershome: this file has several names (hard links); its data is in .pershome/links/\r\n",
+);
 
 export type SlotState = "absent" | "not-file" | "too-big" | "unreadable" | "incomplete" | "complete";
 
@@ -155,7 +158,16 @@ const SALVAGE_HEADER = snapshotText(0, []).split("\n")[0] + "\n";
 
 function readSlot(dirAbs: string, slot: 0 | 1): SlotInfo {
   const path = `${dirAbs}/${META_SLOTS[slot]}`;
-  const info: SlotInfo = { slot, path, state: "absent", size: 0, mtimeMs: 0, gen: -1, badLines: 0, records: new Map() };
+  const info: SlotInfo = {
+    slot,
+    path,
+    state: "absent",
+    size: 0,
+    mtimeMs: 0,
+    gen: -1,
+    badLines: 0,
+    records: new Map(),
+  };
   let st: fs.Stats;
   try {
     st = fs.lstatSync(bp(path));
@@ -174,7 +186,8 @@ function readSlot(dirAbs: string, slot: 0 | 1): SlotInfo {
   }
   if (!text) return { ...info, state: "unreadable" };
   const log = parseLog(text);
-  if (log.complete) return { ...info, state: "complete", gen: log.gen, badLines: log.badLines, records: log.records };
+  if (log.complete)
+    return { ...info, state: "complete", gen: log.gen, badLines: log.badLines, records: log.records };
   // Damaged: every line carries its own CRC, so the records still readable can be trusted as
   // much as any; read them as if the header were intact.
   const salvage = parseLog(Buffer.concat([Buffer.from(SALVAGE_HEADER), text]));
@@ -194,7 +207,9 @@ function scanDir(home: string, rel: string, role: Role): DirScan {
     salvaged: false,
     placeholders: new Map(),
   };
-  for (const n of (fs.readdirSync(bp(abs), { encoding: "buffer" }) as Buffer[]).map((b) => b.toString("latin1"))) {
+  for (const n of (fs.readdirSync(bp(abs), { encoding: "buffer" }) as Buffer[]).map((b) =>
+    b.toString("latin1"),
+  )) {
     if (isReservedStored(n)) continue;
     const f = lstatFacts(`${abs}/${n}`);
     if (!f) continue;
@@ -245,11 +260,18 @@ function sameFp(fp: readonly [number, number] | undefined, facts: StoredFacts): 
 /** Reads the whole stick home and lists what does not match. Changes nothing. */
 export function checkHome(home: string): Report {
   const marker = readMarker(home);
-  const report: Report = { home, marker, dirs: new Map(), findings: [], counts: { dirs: 0, files: 0, records: 0 } };
+  const report: Report = {
+    home,
+    marker,
+    dirs: new Map(),
+    findings: [],
+    counts: { dirs: 0, files: 0, records: 0 },
+  };
   const add = (f: Finding): void => {
     report.findings.push(f);
   };
-  if (marker.state === "no-home" || marker.state === "home-not-dir" || marker.state === "newer") return report;
+  if (marker.state === "no-home" || marker.state === "home-not-dir" || marker.state === "newer")
+    return report;
 
   // --- the marker and the .pershome area
   if (marker.state === "no-area") {
@@ -257,7 +279,8 @@ export function checkHome(home: string): Report {
       kind: "area-missing",
       severity: "note",
       path: "/",
-      message: "the pershome folder has no format marker yet (it was made by hand, or never mounted): pershome writes it at the first mount",
+      message:
+        "the pershome folder has no format marker yet (it was made by hand, or never mounted): pershome writes it at the first mount",
       fix: "writes the marker now",
     });
   } else if (marker.state === "area-not-dir") {
@@ -269,7 +292,13 @@ export function checkHome(home: string): Report {
       fix: `moves that file to /${LOST_FOUND} and makes the folder and its marker again`,
     });
   } else if (marker.state === "missing") {
-    add({ kind: "marker-missing", severity: "note", path: "/.pershome/format", message: "the format marker is missing: pershome writes it again at the next mount", fix: "writes it now" });
+    add({
+      kind: "marker-missing",
+      severity: "note",
+      path: "/.pershome/format",
+      message: "the format marker is missing: pershome writes it again at the next mount",
+      fix: "writes it now",
+    });
   } else if (marker.state === "garbage") {
     add({
       kind: "marker-garbage",
@@ -317,11 +346,22 @@ export function checkHome(home: string): Report {
 
   // --- the logs themselves
   for (const d of report.dirs.values()) {
-    const where = d.role === "area" ? "/.pershome (the home folder's own permissions)" : d.role === "links" ? "/.pershome/links (hard-linked files)" : userPath(d.rel);
+    const where =
+      d.role === "area"
+        ? "/.pershome (the home folder's own permissions)"
+        : d.role === "links"
+          ? "/.pershome/links (hard-linked files)"
+          : userPath(d.rel);
     for (const s of d.slots) {
       const common = { dir: d.rel, slot: s.slot, path: where };
       if (s.state === "not-file") {
-        add({ ...common, kind: "log-not-file", severity: "problem", message: `${META_SLOTS[s.slot]} is not a file (something else is stored under pershome's name)`, fix: `moves it to /${LOST_FOUND}` });
+        add({
+          ...common,
+          kind: "log-not-file",
+          severity: "problem",
+          message: `${META_SLOTS[s.slot]} is not a file (something else is stored under pershome's name)`,
+          fix: `moves it to /${LOST_FOUND}`,
+        });
       } else if (s.state === "too-big" || s.state === "unreadable") {
         add({
           ...common,
@@ -332,7 +372,13 @@ export function checkHome(home: string): Report {
         });
       } else if (s.state === "incomplete" && s.size > 0) {
         if (d.active !== null) {
-          add({ ...common, kind: "log-leftover", severity: "problem", message: `a half-written copy of its metadata (${META_SLOTS[s.slot]}) is left over from an interrupted save; the complete one is used`, fix: "removes the leftover" });
+          add({
+            ...common,
+            kind: "log-leftover",
+            severity: "problem",
+            message: `a half-written copy of its metadata (${META_SLOTS[s.slot]}) is left over from an interrupted save; the complete one is used`,
+            fix: "removes the leftover",
+          });
         } else {
           add({
             ...common,
@@ -345,11 +391,29 @@ export function checkHome(home: string): Report {
           });
         }
       } else if (s.state === "incomplete") {
-        add({ ...common, kind: "log-leftover", severity: "problem", message: `an empty metadata file (${META_SLOTS[s.slot]}) is left over`, fix: "removes it" });
+        add({
+          ...common,
+          kind: "log-leftover",
+          severity: "problem",
+          message: `an empty metadata file (${META_SLOTS[s.slot]}) is left over`,
+          fix: "removes it",
+        });
       } else if (s.state === "complete" && d.active !== s.slot) {
-        add({ ...common, kind: "log-leftover", severity: "problem", message: `an older copy of its metadata (${META_SLOTS[s.slot]}) is left over from an interrupted save; the newer one is used`, fix: "removes the older copy" });
+        add({
+          ...common,
+          kind: "log-leftover",
+          severity: "problem",
+          message: `an older copy of its metadata (${META_SLOTS[s.slot]}) is left over from an interrupted save; the newer one is used`,
+          fix: "removes the older copy",
+        });
       } else if (s.state === "complete" && s.badLines > 0) {
-        add({ ...common, kind: "log-bad-lines", severity: "problem", message: `${s.badLines} damaged line(s) in its metadata (${META_SLOTS[s.slot]}) are ignored`, fix: "writes the metadata again without them" });
+        add({
+          ...common,
+          kind: "log-bad-lines",
+          severity: "problem",
+          message: `${s.badLines} damaged line(s) in its metadata (${META_SLOTS[s.slot]}) are ignored`,
+          fix: "writes the metadata again without them",
+        });
       }
     }
   }
@@ -376,7 +440,15 @@ export function checkHome(home: string): Report {
       // only the home folder's own record lives here
       const rec = d.records.get(HOME_RECORD);
       if (rec?.writing) {
-        add({ kind: "record-open", severity: "problem", path: "/", dir: d.rel, name: HOME_RECORD, message: "the home folder's record was left open by an interrupted write", fix: "marks it finished" });
+        add({
+          kind: "record-open",
+          severity: "problem",
+          path: "/",
+          dir: d.rel,
+          name: HOME_RECORD,
+          message: "the home folder's record was left open by an interrupted write",
+          fix: "marks it finished",
+        });
       }
       continue;
     }
@@ -423,7 +495,8 @@ export function checkHome(home: string): Report {
           path,
           dir: d.rel,
           name,
-          message: "it was being written when the stick was last pulled or the computer stopped: check that its contents are complete",
+          message:
+            "it was being written when the stick was last pulled or the computer stopped: check that its contents are complete",
           fix: "keeps its permissions and marks it finished",
         });
       }
@@ -450,7 +523,8 @@ export function checkHome(home: string): Report {
           dir: rel,
           name,
           linkId: id,
-          message: "this is one name of a hard-linked file, but its record is lost, so it shows as a small note instead of the file",
+          message:
+            "this is one name of a hard-linked file, but its record is lost, so it shows as a small note instead of the file",
           fix: "links it to its data again",
         });
       } else {
@@ -496,7 +570,16 @@ export function checkHome(home: string): Report {
           fix: "forgets the record",
         });
       } else if (rec.writing && recordApplies(rec, links.entries.get(id)!)) {
-        add({ kind: "record-open", severity: "problem", path: `/.pershome/links/${id}`, dir: linksRel, name: id, message: "hard-linked data that was being written when the stick was last pulled: check its contents", fix: "marks it finished" });
+        add({
+          kind: "record-open",
+          severity: "problem",
+          path: `/.pershome/links/${id}`,
+          dir: linksRel,
+          name: id,
+          message:
+            "hard-linked data that was being written when the stick was last pulled: check its contents",
+          fix: "marks it finished",
+        });
       }
     }
     for (const [id, facts] of links.entries) {
@@ -507,7 +590,9 @@ export function checkHome(home: string): Report {
       if (names.length === 0) {
         // Data no name points to. A crash while a file was becoming a hard link leaves it here
         // while the file's old record (same size and time) still waits in its folder: put it back.
-        const matches = vanished.filter((v) => v.rec.kind === "f" && !claimed.has(`${v.d.rel}\0${v.name}`) && sameFp(v.rec.fp, facts));
+        const matches = vanished.filter(
+          (v) => v.rec.kind === "f" && !claimed.has(`${v.d.rel}\0${v.name}`) && sameFp(v.rec.fp, facts),
+        );
         const back = matches.length === 1 ? matches[0]! : null;
         if (back) claimed.add(`${back.d.rel}\0${back.name}`);
         add({
@@ -519,7 +604,9 @@ export function checkHome(home: string): Report {
           linkId: id,
           ...(back ? { to: `${back.d.rel}\0${back.name}` } : {}),
           message: `the data of a hard-linked file (${facts.size} bytes) that no name points to any more`,
-          fix: back ? `puts it back as ${userPath(join(back.d.rel, back.name))}, where it came from` : `moves it to /${LOST_FOUND} (listed there)`,
+          fix: back
+            ? `puts it back as ${userPath(join(back.d.rel, back.name))}, where it came from`
+            : `moves it to /${LOST_FOUND} (listed there)`,
         });
         continue;
       }
@@ -546,8 +633,12 @@ export function checkHome(home: string): Report {
     if (claimed.has(`${v.d.rel}\0${v.name}`)) continue;
     const path = userPath(join(v.d.rel, v.name));
     if (v.rec.kind !== "d" && v.rec.kind !== "h" && v.rec.fp) {
-      const free = [...(withoutRecord.get(v.d.rel) ?? [])].filter((n) => !renamedTo.has(`${v.d.rel}\0${n}`) && sameFp(v.rec.fp, v.d.entries.get(n)!));
-      const rivals = vanished.filter((w) => w !== v && w.d === v.d && free.some((n) => sameFp(w.rec.fp, v.d.entries.get(n)!)));
+      const free = [...(withoutRecord.get(v.d.rel) ?? [])].filter(
+        (n) => !renamedTo.has(`${v.d.rel}\0${n}`) && sameFp(v.rec.fp, v.d.entries.get(n)!),
+      );
+      const rivals = vanished.filter(
+        (w) => w !== v && w.d === v.d && free.some((n) => sameFp(w.rec.fp, v.d.entries.get(n)!)),
+      );
       if (free.length === 1 && rivals.length === 0) {
         renamedTo.add(`${v.d.rel}\0${free[0]}`);
         add({
@@ -569,7 +660,10 @@ export function checkHome(home: string): Report {
       path,
       dir: v.d.rel,
       name: v.name,
-      message: v.rec.kind === "h" ? "a name of a hard-linked file was deleted outside pershome; its record stayed behind" : `its record stayed behind, but the ${describeKind(v.rec.kind)} is gone (deleted or moved outside pershome)`,
+      message:
+        v.rec.kind === "h"
+          ? "a name of a hard-linked file was deleted outside pershome; its record stayed behind"
+          : `its record stayed behind, but the ${describeKind(v.rec.kind)} is gone (deleted or moved outside pershome)`,
       fix: "forgets the record",
     });
   }

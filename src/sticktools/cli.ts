@@ -181,7 +181,8 @@ async function dispatch(command: string, argv: string[], out: Output): Promise<n
     gui: ["skel", "skel-dir"],
   };
   for (const k of Object.keys(v)) {
-    if (k !== "help" && k !== "json" && !allowed[command]!.includes(k)) throw new Usage(`--${k} is not an option of "pershome ${command}"`);
+    if (k !== "help" && k !== "json" && !allowed[command]!.includes(k))
+      throw new Usage(`--${k} is not an option of "pershome ${command}"`);
   }
   const json = Boolean(v.json);
   const force = Boolean(v.force);
@@ -191,25 +192,43 @@ async function dispatch(command: string, argv: string[], out: Output): Promise<n
   };
   switch (command) {
     case "init":
-      return initCommand({ stick: maxOne("stick"), skel: Boolean(v.skel || v["skel-dir"]), skelDir: v["skel-dir"] ?? "/etc/skel", force, json }, out);
+      return initCommand(
+        {
+          stick: maxOne("stick"),
+          skel: Boolean(v.skel || v["skel-dir"]),
+          skelDir: v["skel-dir"] ?? "/etc/skel",
+          force,
+          json,
+        },
+        out,
+      );
     case "status":
       return statusCommand({ stick: maxOne("stick"), force, json }, out);
     case "check":
       return checkCommand({ stick: maxOne("stick"), repair: Boolean(v.repair), force, json }, out);
     case "migrate":
       if (p.length !== 2) throw new Usage("migrate wants two arguments: the folder to copy and the stick");
-      return migrateCommand({ src: p[0]!, stick: p[1]!, to: v.to ?? "", verify: !v["no-verify"], force, json }, out);
+      return migrateCommand(
+        { src: p[0]!, stick: p[1]!, to: v.to ?? "", verify: !v["no-verify"], force, json },
+        out,
+      );
     case "sticks": {
       if (p.length > 0) throw new Usage("sticks takes no arguments");
       const list = findSticks();
-      if (list.length === 0) out.say("No FAT32 or exFAT stick found. Plug one in (as sold in shops: FAT32 or exFAT), then look again.");
+      if (list.length === 0)
+        out.say(
+          "No FAT32 or exFAT stick found. Plug one in (as sold in shops: FAT32 or exFAT), then look again.",
+        );
       for (const c of list) out.say(describeCandidate(c));
       out.result({ ok: true, sticks: list });
       return EXIT.ok;
     }
     case "gui":
       if (p.length > 0) throw new Usage("gui takes no arguments");
-      return guiCommand({ json, skel: Boolean(v.skel || v["skel-dir"]), skelDir: v["skel-dir"] ?? "/etc/skel" }, out);
+      return guiCommand(
+        { json, skel: Boolean(v.skel || v["skel-dir"]), skelDir: v["skel-dir"] ?? "/etc/skel" },
+        out,
+      );
     default:
       throw new Usage(`unknown command "${command}"`);
   }

@@ -119,7 +119,10 @@ export class Output {
 
   /** A failure: the plain message on stderr, or {ok:false,...} on stdout with --json. */
   fail(e: StickError, extra: Record<string, unknown> = {}): number {
-    if (this.json) this.out.write(JSON.stringify({ ok: false, reason: e.reason, message: e.message, ...extra }, null, 2) + "\n");
+    if (this.json)
+      this.out.write(
+        JSON.stringify({ ok: false, reason: e.reason, message: e.message, ...extra }, null, 2) + "\n",
+      );
     else this.err.write(`pershome: ${e.message}\n`);
     return e.exitCode;
   }

@@ -47,7 +47,14 @@ const join = (a: string, b: string): string => (b === "" ? a : a === "" ? b : `$
 
 /** Walks the source (never following symlinks); directories come before what they hold. */
 export function scanTree(root: string): Scan {
-  const scan: Scan = { entries: [], bytes: 0, files: 0, xattrs: new Map(), xattrProblem: null, unreadable: [] };
+  const scan: Scan = {
+    entries: [],
+    bytes: 0,
+    files: 0,
+    xattrs: new Map(),
+    xattrProblem: null,
+    unreadable: [],
+  };
   const seenInodes = new Set<string>();
   const walk = (rel: string): void => {
     const abs = join(root, rel);
@@ -78,7 +85,9 @@ export function scanTree(root: string): Scan {
     if (kind === "d") {
       let names: string[];
       try {
-        names = (fs.readdirSync(bp(abs), { encoding: "buffer" }) as Buffer[]).map((n) => n.toString("latin1"));
+        names = (fs.readdirSync(bp(abs), { encoding: "buffer" }) as Buffer[]).map((n) =>
+          n.toString("latin1"),
+        );
       } catch (err) {
         scan.unreadable.push({ rel, why: errCode(err) ?? String(err) });
         return;
@@ -95,7 +104,9 @@ export function scanTree(root: string): Scan {
 /** getfattr's \ooo escapes back to bytes (a byte string). */
 function unescapeGetfattr(s: string): string {
   const bytes = Buffer.from(s, "utf8").toString("latin1");
-  return bytes.replace(/\\(\\|[0-7]{3})/g, (_, x: string) => (x === "\\" ? "\\" : String.fromCharCode(parseInt(x, 8))));
+  return bytes.replace(/\\(\\|[0-7]{3})/g, (_, x: string) =>
+    x === "\\" ? "\\" : String.fromCharCode(parseInt(x, 8)),
+  );
 }
 
 /** Parses `getfattr -d -e base64` output: absolute path (byte string) -> name -> value. */
@@ -122,10 +133,14 @@ export function parseGetfattr(out: Buffer): Map<string, Map<string, Buffer>> {
 
 /** All user.* xattrs of a tree with one getfattr run (Node has no xattr calls). */
 function readXattrs(root: string, scan: Scan): void {
-  const r = spawnSync("getfattr", ["-R", "-P", "-h", "-d", "-m", "^user\\.", "-e", "base64", "--absolute-names", "--", txt(root)], {
-    maxBuffer: 1 << 30,
-    encoding: "buffer",
-  });
+  const r = spawnSync(
+    "getfattr",
+    ["-R", "-P", "-h", "-d", "-m", "^user\\.", "-e", "base64", "--absolute-names", "--", txt(root)],
+    {
+      maxBuffer: 1 << 30,
+      encoding: "buffer",
+    },
+  );
   if (r.error) {
     scan.xattrProblem = `extended attributes were not copied: getfattr is missing (install the "attr" package)`;
     return;
@@ -172,7 +187,10 @@ export function stickFailure(err: unknown, doing: string): StickError | null {
     );
   }
   if (code === "EROFS") {
-    return new StickError("read-only", `The stick became read-only (while ${doing}); it may be failing or its write-protect switch is on. Check it, then run the same command again.`);
+    return new StickError(
+      "read-only",
+      `The stick became read-only (while ${doing}); it may be failing or its write-protect switch is on. Check it, then run the same command again.`,
+    );
   }
   if (code && GONE.has(code)) {
     return new StickError(
@@ -202,11 +220,18 @@ export function setTimes(dest: string, st: fs.BigIntStats): void {
     const a = neg ? -ns : ns;
     return `@${neg ? "-" : ""}${a / 1_000_000_000n}.${String(a % 1_000_000_000n).padStart(9, "0")}`;
   };
-  for (const [flag, ns] of [["-m", st.mtimeNs], ["-a", st.atimeNs]] as const) {
+  for (const [flag, ns] of [
+    ["-m", st.mtimeNs],
+    ["-a", st.atimeNs],
+  ] as const) {
     const r = spawnSync("touch", ["-h", flag, "-d", stamp(ns), "--", txt(dest)], { encoding: "utf8" });
     if (r.status !== 0) {
       const m = /: (.*)$/.exec((r.stderr ?? "").trim());
-      const code = /No space/.test(m?.[1] ?? "") ? "ENOSPC" : /Input\/output|not connected/.test(m?.[1] ?? "") ? "EIO" : "EPERM";
+      const code = /No space/.test(m?.[1] ?? "")
+        ? "ENOSPC"
+        : /Input\/output|not connected/.test(m?.[1] ?? "")
+          ? "EIO"
+          : "EPERM";
       throw Object.assign(new Error(`touch ${dest}: ${(r.stderr ?? "").trim()}`), { code });
     }
   }
@@ -214,13 +239,22 @@ export function setTimes(dest: string, st: fs.BigIntStats): void {
 
 function setXattrs(dest: string, attrs: Map<string, Buffer>): void {
   for (const [name, value] of attrs) {
-    const r = spawnSync("setfattr", ["-h", "-n", txt(name), "-v", "0s" + value.toString("base64"), "--", txt(dest)], { encoding: "utf8" });
-    if (r.status !== 0) throw Object.assign(new Error(`setfattr ${txt(dest)}: ${(r.stderr ?? "").trim()}`), { code: "EXATTR" });
+    const r = spawnSync(
+      "setfattr",
+      ["-h", "-n", txt(name), "-v", "0s" + value.toString("base64"), "--", txt(dest)],
+      { encoding: "utf8" },
+    );
+    if (r.status !== 0)
+      throw Object.assign(new Error(`setfattr ${txt(dest)}: ${(r.stderr ?? "").trim()}`), { code: "EXATTR" });
   }
 }
 
 function xattrsOf(path: string): Map<string, Buffer> {
-  const r = spawnSync("getfattr", ["-h", "-d", "-m", "^user\\.", "-e", "base64", "--absolute-names", "--", txt(path)], { encoding: "buffer" });
+  const r = spawnSync(
+    "getfattr",
+    ["-h", "-d", "-m", "^user\\.", "-e", "base64", "--absolute-names", "--", txt(path)],
+    { encoding: "buffer" },
+  );
   return [...parseGetfattr(r.stdout ?? Buffer.alloc(0)).values()][0] ?? new Map();
 }
 
@@ -247,7 +281,12 @@ function lstatOrNull(p: string): fs.BigIntStats | null {
 }
 
 /** Copies `scan` (of srcRoot) into destRoot, which must be on the mounted layer. */
-export async function copyTree(srcRoot: string, destRoot: string, scan: Scan, o: CopyOptions = {}): Promise<CopyResult> {
+export async function copyTree(
+  srcRoot: string,
+  destRoot: string,
+  scan: Scan,
+  o: CopyOptions = {},
+): Promise<CopyResult> {
   const res: CopyResult = { copied: 0, skippedSame: 0, skipped: [] };
   const firstOfInode = new Map<string, string>();
   const dirs: SrcEntry[] = [];
@@ -279,13 +318,17 @@ export async function copyTree(srcRoot: string, destRoot: string, scan: Scan, o:
       if (stick) throw stick;
       const code = errCode(err);
       if (code === "EFBIG") {
-        res.skipped.push({ path: shown, why: "too large for a FAT32 stick (over 4 GiB): use an exFAT stick for it" });
+        res.skipped.push({
+          path: shown,
+          why: "too large for a FAT32 stick (over 4 GiB): use an exFAT stick for it",
+        });
         try {
           fs.unlinkSync(bp(dest));
         } catch {
           /* not there */
         }
-      } else if (code === "ENAMETOOLONG") res.skipped.push({ path: shown, why: "its name is too long for the stick" });
+      } else if (code === "ENAMETOOLONG")
+        res.skipped.push({ path: shown, why: "its name is too long for the stick" });
       else res.skipped.push({ path: shown, why: (err as Error).message });
     }
   }
@@ -296,14 +339,18 @@ export async function copyTree(srcRoot: string, destRoot: string, scan: Scan, o:
     const dest = join(destRoot, e.rel);
     try {
       const d = fs.lstatSync(bp(dest), { bigint: true });
-      if ((Number(d.mode) & 0o7777) !== (Number(e.st.mode) & 0o7777)) fs.chmodSync(bp(dest), Number(e.st.mode) & 0o7777);
+      if ((Number(d.mode) & 0o7777) !== (Number(e.st.mode) & 0o7777))
+        fs.chmodSync(bp(dest), Number(e.st.mode) & 0o7777);
       const want = scan.xattrs.get(e.rel);
       if (want && !sameXattrs(want, xattrsOf(dest))) setXattrs(dest, want);
       if (!sameTimes(d, e.st) || d.atimeNs !== e.st.atimeNs) setTimes(dest, e.st);
     } catch (err) {
       const stick = stickFailure(err, `finishing folder ${txt(e.rel) || "/"}`);
       if (stick) throw stick;
-      res.skipped.push({ path: txt(e.rel), why: `its folder times or mode could not be set: ${(err as Error).message}` });
+      res.skipped.push({
+        path: txt(e.rel),
+        why: `its folder times or mode could not be set: ${(err as Error).message}`,
+      });
     }
   }
   return res;
@@ -359,7 +406,10 @@ async function copyOne(
       if (cur) removeEntry(dest);
       if (!isUtf8(dest)) return { why: "a fifo whose name is not UTF-8: make it again with mkfifo" };
       const r = spawnSync("mkfifo", ["-m", mode.toString(8), "--", txt(dest)], { encoding: "utf8" });
-      if (r.status !== 0) throw Object.assign(new Error(`mkfifo: ${(r.stderr ?? "").trim()}`), { code: /No space/.test(r.stderr ?? "") ? "ENOSPC" : "EIO" });
+      if (r.status !== 0)
+        throw Object.assign(new Error(`mkfifo: ${(r.stderr ?? "").trim()}`), {
+          code: /No space/.test(r.stderr ?? "") ? "ENOSPC" : "EIO",
+        });
       fs.chmodSync(bp(dest), mode);
       setTimes(dest, e.st);
       progressFile();
@@ -405,7 +455,11 @@ async function copyOne(
         return { why: `could not be read (${errCode(err) ?? String(err)})` };
       }
       try {
-        const dfd = fs.openSync(bp(dest), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
+        const dfd = fs.openSync(
+          bp(dest),
+          fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC,
+          0o600,
+        );
         try {
           const buf = Buffer.allocUnsafe(CHUNK);
           let pos = 0;
@@ -443,7 +497,7 @@ function hashFile(p: string, progress?: Progress): string {
   const fd = fs.openSync(bp(p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const n = fs.readSync(fd, buf, 0, CHUNK, pos);
       if (n === 0) break;
       h.update(buf.subarray(0, n));
@@ -457,7 +511,13 @@ function hashFile(p: string, progress?: Progress): string {
 }
 
 /** Compares the copy with the source: kind, mode, size, times, content, targets, links, xattrs. */
-export function verifyTree(srcRoot: string, destRoot: string, scan: Scan, skipped: Set<string>, progress?: Progress): Mismatch[] {
+export function verifyTree(
+  srcRoot: string,
+  destRoot: string,
+  scan: Scan,
+  skipped: Set<string>,
+  progress?: Progress,
+): Mismatch[] {
   const bad: Mismatch[] = [];
   const destInodeOf = new Map<string, bigint>();
   const destX = scan.xattrs.size > 0 ? xattrsOfTree(destRoot) : new Map<string, Map<string, Buffer>>();
@@ -482,7 +542,10 @@ export function verifyTree(srcRoot: string, destRoot: string, scan: Scan, skippe
       continue;
     }
     if (e.kind !== "l" && (Number(d.mode) & 0o7777) !== (Number(e.st.mode) & 0o7777)) {
-      bad.push({ path: shown, what: `mode ${(Number(d.mode) & 0o7777).toString(8)} instead of ${(Number(e.st.mode) & 0o7777).toString(8)}` });
+      bad.push({
+        path: shown,
+        what: `mode ${(Number(d.mode) & 0o7777).toString(8)} instead of ${(Number(e.st.mode) & 0o7777).toString(8)}`,
+      });
     }
     if (d.mtimeNs !== e.st.mtimeNs) bad.push({ path: shown, what: "modification time differs" });
     if (e.kind === "l") {
@@ -491,15 +554,18 @@ export function verifyTree(srcRoot: string, destRoot: string, scan: Scan, skippe
     }
     if (e.kind === "f") {
       if (d.size !== e.st.size) bad.push({ path: shown, what: `size ${d.size} instead of ${e.st.size}` });
-      else if (hashFile(join(srcRoot, e.rel), progress) !== hashFile(dest, progress)) bad.push({ path: shown, what: "content differs" });
+      else if (hashFile(join(srcRoot, e.rel), progress) !== hashFile(dest, progress))
+        bad.push({ path: shown, what: "content differs" });
       if (e.st.nlink > 1n) {
         const key = `${e.st.dev}:${e.st.ino}`;
         const known = destInodeOf.get(key);
         if (known === undefined) destInodeOf.set(key, d.ino);
-        else if (known !== d.ino) bad.push({ path: shown, what: "is no longer a hard link of its other names" });
+        else if (known !== d.ino)
+          bad.push({ path: shown, what: "is no longer a hard link of its other names" });
       }
     }
-    if (!sameXattrs(scan.xattrs.get(e.rel), destX.get(e.rel === "" ? "" : e.rel) ?? new Map())) bad.push({ path: shown, what: "extended attributes differ" });
+    if (!sameXattrs(scan.xattrs.get(e.rel), destX.get(e.rel === "" ? "" : e.rel) ?? new Map()))
+      bad.push({ path: shown, what: "extended attributes differ" });
     if (e.rel !== "") progress?.addFile(shown);
   }
   return bad;

@@ -53,7 +53,11 @@ export function candidatesFromLsblk(
     if ((r.parttype ?? "").toLowerCase() === EFI_PART) continue;
     let removable = truthy(r.rm) || truthy(r.hotplug);
     let usb = r.tran === "usb";
-    for (let p = r.pkname ? byPath.get(r.pkname) : undefined, n = 0; p && n < 8; p = p.pkname ? byPath.get(p.pkname) : undefined, n++) {
+    for (
+      let p = r.pkname ? byPath.get(r.pkname) : undefined, n = 0;
+      p && n < 8;
+      p = p.pkname ? byPath.get(p.pkname) : undefined, n++
+    ) {
       removable ||= truthy(p.rm) || truthy(p.hotplug);
       usb ||= p.tran === "usb";
     }
@@ -86,10 +90,14 @@ export function candidatesFromLsblk(
 }
 
 export function findSticks(): StickCandidate[] {
-  const r = spawnSync("lsblk", ["-J", "-b", "-p", "-o", "PATH,PKNAME,TYPE,RM,HOTPLUG,TRAN,FSTYPE,LABEL,SIZE,PARTTYPE,MOUNTPOINT"], {
-    encoding: "utf8",
-    timeout: 20_000,
-  });
+  const r = spawnSync(
+    "lsblk",
+    ["-J", "-b", "-p", "-o", "PATH,PKNAME,TYPE,RM,HOTPLUG,TRAN,FSTYPE,LABEL,SIZE,PARTTYPE,MOUNTPOINT"],
+    {
+      encoding: "utf8",
+      timeout: 20_000,
+    },
+  );
   if (r.status !== 0 || !r.stdout) return [];
   const mounts = readMountinfo();
   const mountpointOf = (dev: string): string | null => {
@@ -116,7 +124,8 @@ export function describeCandidate(c: StickCandidate): string {
   const name = c.label ? `"${c.label}"` : "(no label)";
   const where = c.mountpoint ? `at ${c.mountpoint}` : "not opened";
   const kind = c.fstype === "vfat" ? "FAT32" : "exFAT";
-  const prep = c.prepared === true ? ", has a pershome home" : c.prepared === false ? ", not prepared yet" : "";
+  const prep =
+    c.prepared === true ? ", has a pershome home" : c.prepared === false ? ", not prepared yet" : "";
   return `${c.device}  ${name}  ${humanBytes(c.size)} ${kind}${c.usb ? " USB" : c.removable ? " removable" : ""}, ${where}${prep}`;
 }
 
@@ -143,10 +152,26 @@ export async function askForStick(verb: string): Promise<string> {
   process.stderr.write(`Sticks found:\n${lines.join("\n")}\n`);
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await new Promise<string>((resolve) => rl.question(`Which one (1-${list.length}, Enter to cancel)? `, resolve));
-    const n = Number(answer.trim());
-    if (!Number.isInteger(n) || n < 1 || n > list.length) throw new StickError("cancelled", "Nothing done (no stick chosen).");
-    const c = list[n - 1]!;
+    const answer = (
+      await new Promise<string>((resolve) =>
+        rl.question(`Which one (1-${list.length}, or its device or name; Enter to cancel)? `, resolve),
+      )
+    ).trim();
+    const n = Number(answer);
+    const c =
+      answer === ""
+        ? undefined
+        : Number.isInteger(n) && n >= 1 && n <= list.length
+          ? list[n - 1]
+          : list.find(
+              (x) => x.device === answer || x.mountpoint === answer || x.label.toLowerCase() === answer.toLowerCase(),
+            );
+    if (!c) {
+      throw new StickError(
+        "cancelled",
+        `Nothing done (${answer ? `"${answer}" is not one of the sticks listed` : "no stick chosen"}).`,
+      );
+    }
     return c.mountpoint ?? c.device;
   } finally {
     rl.close();

@@ -25,7 +25,12 @@ function zenity(args: string[]): Promise<{ code: number; stdout: string }> {
     let stdout = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
     child.once("error", (e) =>
-      reject(new StickError("no-stick", `The graphical helper needs zenity (${e.message}). Install it ("apt install zenity"), or use "pershome init" in a terminal.`)),
+      reject(
+        new StickError(
+          "no-stick",
+          `The graphical helper needs zenity (${e.message}). Install it ("apt install zenity"), or use "pershome init" in a terminal.`,
+        ),
+      ),
     );
     child.once("exit", (code) => resolve({ code: code ?? 1, stdout: stdout.trim() }));
   });
@@ -64,7 +69,11 @@ async function pick(): Promise<StickCandidate | null> {
       c.label || "(no name)",
       humanBytes(c.size),
       kindName(c),
-      c.prepared === true ? "already has a pershome home" : c.mountpoint ? "ready to prepare" : "not opened yet",
+      c.prepared === true
+        ? "already has a pershome home"
+        : c.mountpoint
+          ? "ready to prepare"
+          : "not opened yet",
     ]);
     const r = await zenity([
       "--list",
@@ -105,7 +114,9 @@ export async function guiCommand(a: GuiArgs, out: Output): Promise<number> {
     `--title=${TITLES.confirm}`,
     "--width=460",
     `--text=Prepare <b>${esc(nameOf(c))}</b> (${esc(humanBytes(c.size))}, ${kindName(c)}) for pershome?\n\n` +
-      esc("This adds one folder, “pershome”, to the stick.\nNothing on the stick is deleted or changed,\nand it keeps working on Windows and macOS."),
+      esc(
+        "This adds one folder, “pershome”, to the stick.\nNothing on the stick is deleted or changed,\nand it keeps working on Windows and macOS.",
+      ),
     "--ok-label=Prepare",
     "--cancel-label=Cancel",
   ]);
@@ -116,7 +127,15 @@ export async function guiCommand(a: GuiArgs, out: Output): Promise<number> {
   }
   let progress: ChildProcess | null = spawn(
     "zenity",
-    ["--progress", "--pulsate", "--no-cancel", "--auto-close", `--title=${TITLES.working}`, "--width=420", `--text=${esc(`Preparing ${nameOf(c)} …`)}`],
+    [
+      "--progress",
+      "--pulsate",
+      "--no-cancel",
+      "--auto-close",
+      `--title=${TITLES.working}`,
+      "--width=420",
+      `--text=${esc(`Preparing ${nameOf(c)} …`)}`,
+    ],
     { stdio: ["pipe", "ignore", "ignore"] },
   );
   progress.once("error", () => (progress = null));
@@ -125,11 +144,18 @@ export async function guiCommand(a: GuiArgs, out: Output): Promise<number> {
   let message: string;
   let reason: string | undefined;
   try {
-    const r = await initStick({ stick: c.mountpoint ?? c.device, skel: a.skel, skelDir: a.skelDir, force: false, json: a.json });
+    const r = await initStick({
+      stick: c.mountpoint ?? c.device,
+      skel: a.skel,
+      skelDir: a.skelDir,
+      force: false,
+      json: a.json,
+    });
     ok = true;
     message = r.message;
   } catch (err) {
-    message = err instanceof StickError ? err.message : `Something unexpected went wrong: ${(err as Error).message}`;
+    message =
+      err instanceof StickError ? err.message : `Something unexpected went wrong: ${(err as Error).message}`;
     reason = err instanceof StickError ? err.reason : "io-error";
   }
   // let the student see that something happened
@@ -143,7 +169,13 @@ export async function guiCommand(a: GuiArgs, out: Output): Promise<number> {
     await gone;
     clearTimeout(t);
   }
-  await zenity([ok ? "--info" : "--error", `--title=${ok ? TITLES.done : TITLES.failed}`, "--width=460", "--no-markup", `--text=${message}`]);
+  await zenity([
+    ok ? "--info" : "--error",
+    `--title=${ok ? TITLES.done : TITLES.failed}`,
+    "--width=460",
+    "--no-markup",
+    `--text=${message}`,
+  ]);
   out.say(message);
   out.result({ ok, device: c.device, stick: c.mountpoint, message, ...(reason ? { reason } : {}) });
   return ok ? EXIT.ok : EXIT.failed;

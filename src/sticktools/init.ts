@@ -87,7 +87,10 @@ export async function initStick(a: InitArgs, progress?: (msg: string) => void): 
       );
     }
     if (m.state === "area-not-dir") {
-      throw new StickError("garbage-marker", `The stick's pershome folder looks damaged (.pershome is not a folder). Nothing was changed. Run "pershome check --repair ${given}".`);
+      throw new StickError(
+        "garbage-marker",
+        `The stick's pershome folder looks damaged (.pershome is not a folder). Nothing was changed. Run "pershome check --repair ${given}".`,
+      );
     }
     if (m.state === "ok") {
       return {
@@ -98,7 +101,9 @@ export async function initStick(a: InitArgs, progress?: (msg: string) => void): 
         seeded: 0,
         message:
           `The stick ${label(stick)} is already prepared for pershome (format ${m.version}); nothing was changed.` +
-          (a.skel ? " (--skel only fills a new home: copy files into an existing one with \"pershome migrate\".)" : "") +
+          (a.skel
+            ? ' (--skel only fills a new home: copy files into an existing one with "pershome migrate".)'
+            : "") +
           ` Next: log in with it on a pershome computer, or see what is on it with "pershome status ${given}".`,
       };
     }
@@ -112,7 +117,8 @@ export async function initStick(a: InitArgs, progress?: (msg: string) => void): 
     let need = MIN_FREE;
     // Starting files only go into a new (or empty) home: never over files already there.
     const seedable = a.skel && (m.state === "no-home" || fs.readdirSync(stick.home).length === 0);
-    if (a.skel && !fs.existsSync(a.skelDir)) throw new StickError("source", `${a.skelDir} does not exist: nothing was changed.`);
+    if (a.skel && !fs.existsSync(a.skelDir))
+      throw new StickError("source", `${a.skelDir} does not exist: nothing was changed.`);
     const skel = seedable ? scanTree(bs(path.resolve(a.skelDir))) : null;
     if (skel) need += skel.bytes + skel.files * 4096;
     const { free } = space(stick.root);
@@ -153,7 +159,9 @@ export async function initStick(a: InitArgs, progress?: (msg: string) => void): 
       if (skel) {
         progress?.(`copying ${a.skelDir} into the new home`);
         layer = await mountLayerTemporarily(stick.home);
-        const r = await copyTree(bs(path.resolve(a.skelDir)), bs(layer.mnt), skel, { layerDead: () => layer!.dead() });
+        const r = await copyTree(bs(path.resolve(a.skelDir)), bs(layer.mnt), skel, {
+          layerDead: () => layer!.dead(),
+        });
         seeded = r.copied;
         await layer.stop();
         layer = null;
@@ -173,10 +181,16 @@ export async function initStick(a: InitArgs, progress?: (msg: string) => void): 
       if (err instanceof StickError) throw err;
       const code = errCode(err);
       if (code === "ENOSPC") {
-        throw new StickError("full", `The stick ${label(stick)} became full while preparing it; what was made was taken away again. Make room on it, then try again.`);
+        throw new StickError(
+          "full",
+          `The stick ${label(stick)} became full while preparing it; what was made was taken away again. Make room on it, then try again.`,
+        );
       }
       if (code === "EROFS" || code === "EACCES" || code === "EPERM") {
-        throw new StickError("read-only", `The stick ${label(stick)} refused to be written (${code}); nothing is left changed. Make it writable (write-protect switch?), then try again.`);
+        throw new StickError(
+          "read-only",
+          `The stick ${label(stick)} refused to be written (${code}); nothing is left changed. Make it writable (write-protect switch?), then try again.`,
+        );
       }
       const s = stickFailure(err, "preparing the stick");
       if (s) {

@@ -71,7 +71,10 @@ export async function mountLayerTemporarily(home: string, timeoutMs = 60_000): P
       .map((l) => l.replace(/^pershome(\[\d+\])?( \w+)?: /, ""))
       .slice(-3)
       .join(" ");
-    throw new StickError("mount-failed", `Could not open the stick's home through pershome: ${why || "the mount did not start"}.`);
+    throw new StickError(
+      "mount-failed",
+      `Could not open the stick's home through pershome: ${why || "the mount did not start"}.`,
+    );
   }
   let stopped = false;
   return {

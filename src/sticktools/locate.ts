@@ -65,7 +65,9 @@ export function mountOf(p: string): MountEntry | undefined {
   const real = safeRealpath(p);
   const all = readMountinfo().filter((m) => m.majorMinor === dev);
   // Several mounts may share a device (bind mounts): take the deepest one above the path.
-  const above = all.filter((m) => real === m.mountpoint || real.startsWith(m.mountpoint.replace(/\/$/, "") + "/"));
+  const above = all.filter(
+    (m) => real === m.mountpoint || real.startsWith(m.mountpoint.replace(/\/$/, "") + "/"),
+  );
   above.sort((a, b) => b.mountpoint.length - a.mountpoint.length);
   return above[0] ?? all[all.length - 1];
 }
@@ -100,8 +102,16 @@ export function kindOfFsType(t: string): FsKind {
 export function fsKindOf(m: MountEntry | undefined): { kind: FsKind; name: string } {
   if (!m) return { kind: "other", name: "unknown" };
   let kind = kindOfFsType(m.fstype);
-  if (kind === "other" && m.fstype === "fuseblk" && m.source.startsWith("/dev/")) kind = kindOfFsType(probeDevice(m.source).type);
-  const name = kind === "vfat" ? "FAT32 (vfat)" : kind === "exfat" ? "exFAT" : kind === "pershome" ? "a pershome mount" : m.fstype;
+  if (kind === "other" && m.fstype === "fuseblk" && m.source.startsWith("/dev/"))
+    kind = kindOfFsType(probeDevice(m.source).type);
+  const name =
+    kind === "vfat"
+      ? "FAT32 (vfat)"
+      : kind === "exfat"
+        ? "exFAT"
+        : kind === "pershome"
+          ? "a pershome mount"
+          : m.fstype;
   return { kind, name };
 }
 
@@ -145,7 +155,10 @@ function isMountRoot(p: string): boolean {
   const real = safeRealpath(p);
   if (real === "/") return true;
   try {
-    return fs.statSync(real).dev !== fs.statSync(path.dirname(real)).dev || readMountinfo().some((m) => m.mountpoint === real);
+    return (
+      fs.statSync(real).dev !== fs.statSync(path.dirname(real)).dev ||
+      readMountinfo().some((m) => m.mountpoint === real)
+    );
   } catch {
     return false;
   }
@@ -157,7 +170,11 @@ function tempMount(device: string, type: string, ro: boolean): string {
   const kind = kindOfFsType(type);
   const common = ["nosuid", "nodev", ...(ro ? ["ro"] : [])];
   const tries: [string, string[]][] = [];
-  if (kind === "vfat") tries.push(["mount", ["-t", "vfat", "-o", [...common, "utf8", "shortname=mixed", "flush"].join(","), device, dir]]);
+  if (kind === "vfat")
+    tries.push([
+      "mount",
+      ["-t", "vfat", "-o", [...common, "utf8", "shortname=mixed", "flush"].join(","), device, dir],
+    ]);
   else {
     tries.push(["mount", ["-t", "exfat", "-o", [...common, "iocharset=utf8"].join(","), device, dir]]);
     tries.push(["mount.exfat-fuse", ["-o", common.join(","), device, dir]]);
@@ -169,7 +186,10 @@ function tempMount(device: string, type: string, ro: boolean): string {
     why = (r.stderr || r.error?.message || "").trim();
   }
   fs.rmdirSync(dir);
-  throw new StickError("mount-failed", `Could not mount ${device} (${why}). Open the stick in the file manager (or mount it), then give its folder.`);
+  throw new StickError(
+    "mount-failed",
+    `Could not mount ${device} (${why}). Open the stick in the file manager (or mount it), then give its folder.`,
+  );
 }
 
 /** Finds the mount point of a device, if it is mounted. */
@@ -214,11 +234,17 @@ export function openStick(given: string, o: OpenOptions = {}): Stick {
   } else if (st.isDirectory()) {
     root = safeRealpath(given);
     // The stick's pershome folder itself: use the stick it is on.
-    if (path.basename(root) === "pershome" && (fs.existsSync(path.join(root, ".pershome")) || isMountRoot(path.dirname(root)))) {
+    if (
+      path.basename(root) === "pershome" &&
+      (fs.existsSync(path.join(root, ".pershome")) || isMountRoot(path.dirname(root)))
+    ) {
       root = path.dirname(root);
     }
   } else {
-    throw new StickError("not-a-stick", `${given} is neither a folder nor a device. Give the stick's folder or its device ("pershome sticks" lists them).`);
+    throw new StickError(
+      "not-a-stick",
+      `${given} is neither a folder nor a device. Give the stick's folder or its device ("pershome sticks" lists them).`,
+    );
   }
   const m = mountOf(root);
   const { kind, name } = fsKindOf(m);

@@ -30,7 +30,10 @@ export function readMarker(home: string): MarkerState {
   }
   let text: Buffer;
   try {
-    const fd = fs.openSync(`${area}/${MARKER_FILE}`, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    const fd = fs.openSync(
+      `${area}/${MARKER_FILE}`,
+      fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
+    );
     try {
       if (!fs.fstatSync(fd).isFile()) return { state: "garbage", text: "(not a file)" };
       const buf = Buffer.alloc(4096);
@@ -43,7 +46,12 @@ export function readMarker(home: string): MarkerState {
     return { state: "garbage", text: `(unreadable: ${errCode(err) ?? String(err)})` };
   }
   const c = checkMarker(text);
-  if (c.ok) return { state: "ok", version: c.marker.version, ...(c.marker.created ? { created: c.marker.created } : {}) };
+  if (c.ok)
+    return {
+      state: "ok",
+      version: c.marker.version,
+      ...(c.marker.created ? { created: c.marker.created } : {}),
+    };
   if (c.reason === "newer") return { state: "newer", version: c.version };
   return { state: "garbage", text: text.toString("utf8").slice(0, 80) };
 }

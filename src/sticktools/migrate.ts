@@ -32,9 +32,16 @@ export async function migrateCommand(a: MigrateArgs, out: Output): Promise<numbe
   try {
     srcSt = fs.statSync(a.src);
   } catch {
-    throw new StickError("source", `${a.src} does not exist: give the folder to copy (for example your home, ~).`);
+    throw new StickError(
+      "source",
+      `${a.src} does not exist: give the folder to copy (for example your home, ~).`,
+    );
   }
-  if (!srcSt.isDirectory()) throw new StickError("source", `${a.src} is not a folder: give the folder to copy (for example your home, ~).`);
+  if (!srcSt.isDirectory())
+    throw new StickError(
+      "source",
+      `${a.src} is not a folder: give the folder to copy (for example your home, ~).`,
+    );
   const src = bs(fs.realpathSync(a.src));
   const stick = openStick(a.stick, { force: a.force });
   let layer: TempLayer | null = null;
@@ -48,14 +55,23 @@ export async function migrateCommand(a: MigrateArgs, out: Output): Promise<numbe
   try {
     const m = readMarker(stick.home);
     if (m.state === "no-home") {
-      throw new StickError("not-prepared", `The stick at ${stick.root} is not prepared for pershome yet. Run "pershome init ${stick.given}" first, then this command again.`);
+      throw new StickError(
+        "not-prepared",
+        `The stick at ${stick.root} is not prepared for pershome yet. Run "pershome init ${stick.given}" first, then this command again.`,
+      );
     }
     if (m.state === "newer") throw new StickError("newer-format", newerMessage(m.version));
     if (m.state === "home-not-dir" || m.state === "area-not-dir") {
-      throw new StickError("garbage-marker", `The stick's pershome folder looks damaged. Run "pershome check --repair ${stick.given}" first.`);
+      throw new StickError(
+        "garbage-marker",
+        `The stick's pershome folder looks damaged. Run "pershome check --repair ${stick.given}" first.`,
+      );
     }
     if (stick.readOnly) {
-      throw new StickError("read-only", `The stick at ${stick.root} is read-only (write-protect switch, or mounted read-only): nothing was copied. Make it writable, then try again.`);
+      throw new StickError(
+        "read-only",
+        `The stick at ${stick.root} is read-only (write-protect switch, or mounted read-only): nothing was copied. Make it writable, then try again.`,
+      );
     }
     refuseIfInUse(stick.home);
     if (src === bs(stick.root) || src.startsWith(bs(stick.root).replace(/\/$/, "") + "/")) {
@@ -65,7 +81,8 @@ export async function migrateCommand(a: MigrateArgs, out: Output): Promise<numbe
     const scan = scanTree(src);
     // never copy the stick into itself when the stick is mounted inside the source
     const inside = bs(stick.root).startsWith(src + "/") ? bs(stick.root).slice(src.length + 1) : null;
-    if (inside !== null) scan.entries = scan.entries.filter((e) => e.rel !== inside && !e.rel.startsWith(inside + "/"));
+    if (inside !== null)
+      scan.entries = scan.entries.filter((e) => e.rel !== inside && !e.rel.startsWith(inside + "/"));
     if (scan.xattrProblem) out.warn(scan.xattrProblem);
 
     layer = await mountLayerTemporarily(stick.home);
@@ -93,8 +110,15 @@ export async function migrateCommand(a: MigrateArgs, out: Output): Promise<numbe
       );
     }
 
-    out.say(`Copying ${scan.files} files and folders (${humanBytes(scan.bytes)}) to the stick at ${stick.root} …`);
-    const progress = new Progress("copying", scan.bytes, scan.files, a.tty === undefined ? {} : { tty: a.tty });
+    out.say(
+      `Copying ${scan.files} files and folders (${humanBytes(scan.bytes)}) to the stick at ${stick.root} …`,
+    );
+    const progress = new Progress(
+      "copying",
+      scan.bytes,
+      scan.files,
+      a.tty === undefined ? {} : { tty: a.tty },
+    );
     let result: CopyResult;
     try {
       result = await copyTree(src, destRoot, scan, {
@@ -141,7 +165,9 @@ export async function migrateCommand(a: MigrateArgs, out: Output): Promise<numbe
         `Done: ${result.copied} copied, ${result.skippedSame} already on the stick${result.skipped.length ? `, ${result.skipped.length} not copied (see above)` : ""}, in ${humanDuration(secs)}.` +
           (a.verify ? " The copy was verified." : ""),
       );
-      out.say(`Next: take the stick to a pershome computer and log in, or look at it with "pershome status ${stick.given}".`);
+      out.say(
+        `Next: take the stick to a pershome computer and log in, or look at it with "pershome status ${stick.given}".`,
+      );
     } else {
       out.say(
         mismatches.length

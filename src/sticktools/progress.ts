@@ -97,8 +97,13 @@ export class Progress {
     if (this.tty) {
       if (!force && t - this.lastDraw < 100) return;
       this.lastDraw = t;
-      const cols = (this.stream as NodeJS.WriteStream).columns ?? 100;
-      this.stream.write("\r" + this.bar().slice(0, cols - 1).padEnd(cols - 1));
+      const cols = (this.stream as NodeJS.WriteStream).columns || 100;
+      this.stream.write(
+        "\r" +
+          this.bar()
+            .slice(0, cols - 1)
+            .padEnd(cols - 1),
+      );
       this.drawn = true;
     } else if (force || t - this.lastLine >= this.lineEvery * 1000) {
       this.lastLine = t;
@@ -109,7 +114,8 @@ export class Progress {
   /** Final state; on a terminal the bar is replaced by a plain line. */
   done(): void {
     if (this.tty) {
-      if (this.drawn) this.stream.write("\r" + " ".repeat(((this.stream as NodeJS.WriteStream).columns ?? 100) - 1) + "\r");
+      if (this.drawn)
+        this.stream.write("\r" + " ".repeat(((this.stream as NodeJS.WriteStream).columns || 100) - 1) + "\r");
       this.stream.write(this.summary() + "\n");
     } else this.tick(true);
   }

@@ -59,7 +59,10 @@ function quietly<T>(fn: () => T): T {
 
 function fsyncPath(p: string, dir = false): void {
   try {
-    const fd = fs.openSync(bp(p), dir ? fs.constants.O_RDONLY | fs.constants.O_DIRECTORY : fs.constants.O_RDONLY);
+    const fd = fs.openSync(
+      bp(p),
+      dir ? fs.constants.O_RDONLY | fs.constants.O_DIRECTORY : fs.constants.O_RDONLY,
+    );
     try {
       fs.fsyncSync(fd);
     } finally {
@@ -136,14 +139,21 @@ class LostFound {
   writeListing(): void {
     if (this.listed.length === 0 || !this.dir) return;
     const p = `${this.dir}/LISTING.txt`;
-    const head = stat(p) ? "" : "What pershome check --repair put in this folder, and where it came from.\r\nNothing here is needed by pershome: keep, move or delete these files as you like.\r\n\r\n";
+    const head = stat(p)
+      ? ""
+      : "What pershome check --repair put in this folder, and where it came from.\r\nNothing here is needed by pershome: keep, move or delete these files as you like.\r\n\r\n";
     fs.appendFileSync(bp(p), head + this.listed.map((l) => l + "\r\n").join(""));
     fsyncPath(p);
   }
 }
 
 function damagedCopyName(d: DirScan, slot: 0 | 1): string {
-  const where = d.rel === "" ? "home" : txt(d.rel).replace(/^\.pershome/, "pershome-area").replace(/[/\\:*?"<>|]/g, "_");
+  const where =
+    d.rel === ""
+      ? "home"
+      : txt(d.rel)
+          .replace(/^\.pershome/, "pershome-area")
+          .replace(/[/\\:*?"<>|]/g, "_");
   return bs(`damaged-metadata-${where}-${slot === 0 ? "a" : "b"}.txt`);
 }
 
@@ -191,7 +201,8 @@ function repair(report: Report, now: Date): RepairResult {
     if (!d.salvaged) continue;
     for (const [name, rec] of d.records) {
       const facts = d.entries.get(name);
-      if ((d.role === "area" && name === HOME_RECORD) || (facts && recordApplies(rec, facts))) setRec(d.rel, rec);
+      if ((d.role === "area" && name === HOME_RECORD) || (facts && recordApplies(rec, facts)))
+        setRec(d.rel, rec);
     }
   }
 
@@ -206,7 +217,11 @@ function repair(report: Report, now: Date): RepairResult {
     try {
       switch (f.kind) {
         case "area-not-dir":
-          lf.move(area, bs("pershome-area-file"), "a file that stood where pershome's own folder (.pershome) belongs");
+          lf.move(
+            area,
+            bs("pershome-area-file"),
+            "a file that stood where pershome's own folder (.pershome) belongs",
+          );
           fs.mkdirSync(bp(area), 0o755);
           writeMarker();
           ok(f, `moved the file to /${LOST_FOUND} and wrote a new marker`);
@@ -250,7 +265,11 @@ function repair(report: Report, now: Date): RepairResult {
       const rec = links.records.get(f.linkId);
       const facts = links.entries.get(f.linkId)!;
       const keep = rec && recordApplies(rec, facts) ? rec : undefined;
-      const name = lf.move(dataPath, bs(`hard-linked-file-${f.linkId}`), `the data of a hard-linked file none of whose names were left (from .pershome/links/${f.linkId})`);
+      const name = lf.move(
+        dataPath,
+        bs(`hard-linked-file-${f.linkId}`),
+        `the data of a hard-linked file none of whose names were left (from .pershome/links/${f.linkId})`,
+      );
       lower.fsyncDir(lf.storedDir);
       const moved = stat(`${lf.storedDir}/${name}`);
       if (keep && moved) {
@@ -299,7 +318,12 @@ function repair(report: Report, now: Date): RepairResult {
       case "record-stale":
       case "link-data-missing":
         delRec(rel, name);
-        ok(f, f.kind === "link-data-missing" ? "forgot the link (the small note stays as an ordinary file)" : "forgot the old record");
+        ok(
+          f,
+          f.kind === "link-data-missing"
+            ? "forgot the link (the small note stays as an ordinary file)"
+            : "forgot the old record",
+        );
         break;
       case "record-refresh":
       case "record-open": {
@@ -312,7 +336,12 @@ function repair(report: Report, now: Date): RepairResult {
           if (fnow?.isFile) rec.fp = fingerprint(fnow);
         }
         setRec(rel, rec);
-        ok(f, f.kind === "record-open" ? "marked it finished (its permissions are kept)" : "brought its record up to date");
+        ok(
+          f,
+          f.kind === "record-open"
+            ? "marked it finished (its permissions are kept)"
+            : "brought its record up to date",
+        );
         break;
       }
       case "record-renamed": {
@@ -352,14 +381,24 @@ function repair(report: Report, now: Date): RepairResult {
     const d = dirOf(rel);
     const abs = absOf(rel);
     const isArea = rel === AREA_DIR;
-    const slotFindings = report.findings.filter((f) => f.dir === rel && (f.kind.startsWith("log-") || f.kind === "log-damaged"));
+    const slotFindings = report.findings.filter(
+      (f) => f.dir === rel && (f.kind.startsWith("log-") || f.kind === "log-damaged"),
+    );
     try {
       for (const slot of plan.moveSlots) {
-        lf.move(`${abs}/${META_SLOTS[slot]}`, bs(`moved-${txt(damagedCopyName(d!, slot))}`), `something stored under pershome's metadata name in ${userPath(rel)}`);
+        lf.move(
+          `${abs}/${META_SLOTS[slot]}`,
+          bs(`moved-${txt(damagedCopyName(d!, slot))}`),
+          `something stored under pershome's metadata name in ${userPath(rel)}`,
+        );
       }
       for (const slot of plan.copySlots) {
         if (stat(`${abs}/${META_SLOTS[slot]}`)) {
-          lf.copy(`${abs}/${META_SLOTS[slot]}`, damagedCopyName(d!, slot), `a copy of the damaged metadata of ${isArea ? "the home folder" : userPath(rel)} (pershome could not read it)`);
+          lf.copy(
+            `${abs}/${META_SLOTS[slot]}`,
+            damagedCopyName(d!, slot),
+            `a copy of the damaged metadata of ${isArea ? "the home folder" : userPath(rel)} (pershome could not read it)`,
+          );
         }
       }
       const meta = new DirMeta(
@@ -381,17 +420,32 @@ function repair(report: Report, now: Date): RepairResult {
       const live = [...(d?.records.keys() ?? [])].some((n) => !plan.del.has(n)) || plan.set.size > 0;
       if (!live) {
         for (const s of d?.slots ?? []) {
-          if (s.state === "incomplete" || (s.state === "complete" && s.records.size === 0) || (s.state === "complete" && d!.active !== s.slot)) {
+          if (
+            s.state === "incomplete" ||
+            (s.state === "complete" && s.records.size === 0) ||
+            (s.state === "complete" && d!.active !== s.slot)
+          ) {
             lower.unlinkIfExists(s.path);
           }
         }
       }
-      for (const f of slotFindings) ok(f, f.kind === "log-damaged" ? "wrote its metadata again from what could be read" : f.kind === "log-leftover" ? "removed the leftover" : f.kind === "log-bad-lines" ? "wrote its metadata again without the damaged lines" : `moved it to /${LOST_FOUND}`);
+      for (const f of slotFindings)
+        ok(
+          f,
+          f.kind === "log-damaged"
+            ? "wrote its metadata again from what could be read"
+            : f.kind === "log-leftover"
+              ? "removed the leftover"
+              : f.kind === "log-bad-lines"
+                ? "wrote its metadata again without the damaged lines"
+                : `moved it to /${LOST_FOUND}`,
+        );
     } catch (err) {
       for (const f of slotFindings) res.failed.push({ finding: f, why: errCode(err) ?? String(err) });
       const why = errCode(err) ?? String(err);
       // the record fixes of this folder did not reach the stick either
-      for (const x of res.fixed.filter((r) => r.finding.dir === rel)) res.failed.push({ finding: x.finding, why });
+      for (const x of res.fixed.filter((r) => r.finding.dir === rel))
+        res.failed.push({ finding: x.finding, why });
       res.fixed = res.fixed.filter((r) => r.finding.dir !== rel);
     }
   }

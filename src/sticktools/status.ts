@@ -56,7 +56,12 @@ export interface StatusArgs {
 
 function when(iso: string | number): string {
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? String(iso) : d.toISOString().replace("T", " ").replace(/:\d\d\.\d+Z$/, " UTC");
+  return Number.isNaN(d.getTime())
+    ? String(iso)
+    : d
+        .toISOString()
+        .replace("T", " ")
+        .replace(/:\d\d\.\d+Z$/, " UTC");
 }
 
 export async function statusCommand(a: StatusArgs, out: Output): Promise<number> {
@@ -88,7 +93,11 @@ export async function statusCommand(a: StatusArgs, out: Output): Promise<number>
     let newest = 0;
     for (const d of report.dirs.values()) {
       for (const [name, f] of d.entries) {
-        if (f.isFile && (d.role === "links" || ((d.role === "home" || d.role === "dir") && !d.placeholders.has(name)))) bytes += f.size;
+        if (
+          f.isFile &&
+          (d.role === "links" || ((d.role === "home" || d.role === "dir") && !d.placeholders.has(name)))
+        )
+          bytes += f.size;
         if (d.role !== "area") newest = Math.max(newest, f.mtimeMs);
       }
       // a metadata log is written at every change the layer makes
@@ -96,7 +105,12 @@ export async function statusCommand(a: StatusArgs, out: Output): Promise<number>
     }
     const events = readStateLog(stick.home);
     const mountedNow = layerMountsOf(stick.home);
-    const unclean = report.findings.filter((f) => f.kind === "record-open" || f.kind === "log-leftover" || (f.kind === "log-bad-lines" && f.severity === "problem"));
+    const unclean = report.findings.filter(
+      (f) =>
+        f.kind === "record-open" ||
+        f.kind === "log-leftover" ||
+        (f.kind === "log-bad-lines" && f.severity === "problem"),
+    );
     let clean: boolean | null = null;
     let cleanText: string;
     let lastUse: { time: string; host?: string; source: "state" | "files" } | null = null;
@@ -121,20 +135,31 @@ export async function statusCommand(a: StatusArgs, out: Output): Promise<number>
     out.say(stickLine);
     out.say(
       `Prepared:   yes, pershome format ${m.state === "ok" ? m.version : 1}${m.state === "ok" && m.created ? ` (since ${when(m.created)})` : ""}` +
-        (m.state === "garbage" ? " — but its format marker is damaged" : m.state === "no-area" || m.state === "missing" ? " (its marker is written at the first mount)" : ""),
+        (m.state === "garbage"
+          ? " — but its format marker is damaged"
+          : m.state === "no-area" || m.state === "missing"
+            ? " (its marker is written at the first mount)"
+            : ""),
     );
-    out.say(`Home:       ${report.counts.files} files in ${report.counts.dirs} folders, ${humanBytes(bytes)}`);
+    out.say(
+      `Home:       ${report.counts.files} files in ${report.counts.dirs} folders, ${humanBytes(bytes)}`,
+    );
     out.say(spaceLine);
     out.say(
       `Last used:  ${lastUse ? `${when(lastUse.time)}${lastUse.host ? ` on ${lastUse.host}` : ""}${lastUse.source === "files" ? " (the newest change on the stick)" : ""}` : "never (the home is empty)"}`,
     );
     out.say(`Unmounted cleanly: ${cleanText}`);
-    out.say(`Health:     ${probs.length === 0 ? "in order" : `${probs.length} problem(s) found: run "pershome check ${given}" to see them`}`);
+    out.say(
+      `Health:     ${probs.length === 0 ? "in order" : `${probs.length} problem(s) found: run "pershome check ${given}" to see them`}`,
+    );
     out.result({
       ok: true,
       prepared: true,
       ...head,
-      format: m.state === "ok" ? { version: m.version, created: m.created ?? null, marker: "ok" } : { version: 1, created: null, marker: m.state },
+      format:
+        m.state === "ok"
+          ? { version: m.version, created: m.created ?? null, marker: "ok" }
+          : { version: 1, created: null, marker: m.state },
       files: report.counts.files,
       folders: report.counts.dirs,
       bytes,

@@ -327,7 +327,7 @@ export class LoginLab {
       bad.push(`layer daemon ${p.pid} still running`);
     for (const p of processesWith("dist/src/login/hook.js", ` ${user.name} `))
       bad.push(`helper ${p.pid} still running: ${p.cmd}`);
-    // The layer mounts with auto_unmount: libfuse's fusermount3 watcher must end with it.
+    // No fusermount3 helper may outlive a session (there is one if a mount uses auto_unmount).
     for (const p of processesWith("fusermount", user.home))
       bad.push(`fusermount helper ${p.pid} still running`);
     if (stick)

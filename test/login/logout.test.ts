@@ -169,10 +169,10 @@ describe("the stick fails during the session", () => {
     const daemon = processesWith("dist/src/cli/main.js", "mount", `${u.home} `)[0]!.pid;
     process.kill(daemon, "SIGKILL");
     await waitFor("the daemon gone", () => !alive(daemon));
-    // The layer mounts with auto_unmount, so the normal home shows through: the message says so.
+    // The dead mount stays (no auto_unmount over a home): saves fail loudly; the message says so.
     await waitFor("the stopped-home message", () => lab.message(u)?.includes("stopped working"), 10_000);
     expect(lab.message(u)).toContain(
-      "Anything you save now goes to this computer's own home folder, not to the stick",
+      "new changes cannot be saved",
     );
     expect(log()).toMatch(
       /the home on stick \S+ stopped during the session: .*; the user was told to log out/,
