@@ -164,7 +164,10 @@ export async function askForStick(verb: string): Promise<string> {
         : Number.isInteger(n) && n >= 1 && n <= list.length
           ? list[n - 1]
           : list.find(
-              (x) => x.device === answer || x.mountpoint === answer || x.label.toLowerCase() === answer.toLowerCase(),
+              (x) =>
+                x.device === answer ||
+                x.mountpoint === answer ||
+                x.label.toLowerCase() === answer.toLowerCase(),
             );
     if (!c) {
       throw new StickError(

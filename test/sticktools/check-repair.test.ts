@@ -3,7 +3,20 @@
 // .pershome/links, names not yet there). Every repair is followed by a clean second check
 // and a fresh mount that shows the files.
 
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync, appendFileSync, linkSync, unlinkSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+  appendFileSync,
+  linkSync,
+  unlinkSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { recordLine } from "../../src/format/records.js";
@@ -13,7 +26,10 @@ import { exfatHostStick, json, pershome, scratch } from "./helpers.js";
 const dir = scratch("repair");
 
 function kinds(r: { stdout: string }): string[] {
-  return (JSON.parse(r.stdout) as { findings: { kind: string; severity: string }[] }).findings.filter((f) => f.severity === "problem").map((f) => f.kind).sort();
+  return (JSON.parse(r.stdout) as { findings: { kind: string; severity: string }[] }).findings
+    .filter((f) => f.severity === "problem")
+    .map((f) => f.kind)
+    .sort();
 }
 
 describe("pershome check --repair on exFAT", () => {
@@ -56,13 +72,17 @@ describe("pershome check --repair on exFAT", () => {
     const again = await pershome(["check", s.root, "--json"]);
     expect(again.code, again.stdout).toBe(0);
     expect(kinds(again)).toEqual([]);
-    expect(json(await pershome(["check", "--repair", s.root, "--json"]))).toMatchObject({ clean: true, repaired: [] });
+    expect(json(await pershome(["check", "--repair", s.root, "--json"]))).toMatchObject({
+      clean: true,
+      repaired: [],
+    });
 
     const layer2 = await mountLayer(s.home, mnt);
     try {
       expect(statSync(join(mnt, "work/id_key")).mode & 0o777).toBe(0o600);
       expect(readFileSync(join(mnt, "work/id_key"), "utf8")).toMatch(/^-----BEGIN KEY-----\n/);
-      for (let i = 0; i < 10; i++) expect(readFileSync(join(mnt, "work", `done${i}`), "utf8")).toBe(`file ${i}\n`.repeat(100));
+      for (let i = 0; i < 10; i++)
+        expect(readFileSync(join(mnt, "work", `done${i}`), "utf8")).toBe(`file ${i}\n`.repeat(100));
       expect(statSync(join(mnt, "work/a")).ino).toBe(statSync(join(mnt, "work/b")).ino);
     } finally {
       await layer2.stop();
@@ -97,7 +117,10 @@ describe("pershome check --repair on exFAT", () => {
     unlinkSync(join(s.home, "d/report.txt"));
     unlinkSync(join(s.home, "d/report-link.txt"));
     const data = statSync(join(links, reportId));
-    appendFileSync(join(s.home, "d/.pershome.meta.a"), recordLine({ name: "report.txt", kind: "f", mode: 0o750, fp: [data.size, Math.floor(data.mtimeMs)] }));
+    appendFileSync(
+      join(s.home, "d/.pershome.meta.a"),
+      recordLine({ name: "report.txt", kind: "f", mode: 0o750, fp: [data.size, Math.floor(data.mtimeMs)] }),
+    );
     // 2. both names of another file deleted elsewhere: its data has no name at all
     unlinkSync(join(s.home, "d/lonely.txt"));
     unlinkSync(join(s.home, "d/lonely2.txt"));
@@ -107,8 +130,12 @@ describe("pershome check --repair on exFAT", () => {
     const c = await pershome(["check", s.root, "--json"]);
     expect(c.code).toBe(2);
     expect(kinds(c)).toEqual(expect.arrayContaining(["link-orphan", "link-count", "record-vanished"]));
-    const found = (json(c).findings as { kind: string; path: string; fix: string }[]).filter((f) => f.kind === "link-orphan");
-    expect(found.find((f) => f.path.includes(reportId))?.fix).toBe("puts it back as /d/report.txt, where it came from");
+    const found = (json(c).findings as { kind: string; path: string; fix: string }[]).filter(
+      (f) => f.kind === "link-orphan",
+    );
+    expect(found.find((f) => f.path.includes(reportId))?.fix).toBe(
+      "puts it back as /d/report.txt, where it came from",
+    );
     expect(found.find((f) => f.path.includes(lonelyId))?.fix).toMatch(/moves it to \/lost\+found/);
 
     const fix = await pershome(["check", "--repair", s.root]);
@@ -124,7 +151,9 @@ describe("pershome check --repair on exFAT", () => {
       const lf = join(mnt, "lost+found", `hard-linked-file-${lonelyId}`);
       expect(readFileSync(lf, "utf8")).toBe("nobody points here\n");
       expect(statSync(lf).mode & 0o777).toBe(0o600);
-      expect(readFileSync(join(mnt, "lost+found/LISTING.txt"), "utf8")).toMatch(new RegExp(`hard-linked-file-${lonelyId}: the data of a hard-linked file`));
+      expect(readFileSync(join(mnt, "lost+found/LISTING.txt"), "utf8")).toMatch(
+        new RegExp(`hard-linked-file-${lonelyId}: the data of a hard-linked file`),
+      );
       expect(statSync(join(mnt, "three")).nlink).toBe(2);
       expect(statSync(join(mnt, "three")).ino).toBe(statSync(join(mnt, "d/three-c")).ino);
     } finally {
@@ -134,7 +163,13 @@ describe("pershome check --repair on exFAT", () => {
     // a placeholder whose record is lost is linked again
     const log = join(s.home, ".pershome.meta.a");
     const lines = readFileSync(log, "utf8");
-    writeFileSync(log, lines.split("\n").filter((l) => !l.includes('"three"')).join("\n"));
+    writeFileSync(
+      log,
+      lines
+        .split("\n")
+        .filter((l) => !l.includes('"three"'))
+        .join("\n"),
+    );
     const c2 = await pershome(["check", s.root, "--json"]);
     expect(kinds(c2)).toEqual(expect.arrayContaining(["placeholder-no-record"]));
     expect((await pershome(["check", "--repair", s.root])).code).toBe(0);

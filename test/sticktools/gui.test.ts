@@ -63,7 +63,10 @@ async function keys(win: string, ...k: string[]): Promise<void> {
 }
 
 function startGui(): { done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [CLI, "gui", "--json"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [CLI, "gui", "--json"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -87,60 +90,85 @@ async function rowOf(loop: string): Promise<number> {
 }
 
 describe("the graphical stick helper under Xvfb", () => {
-  it("pick, confirm, prepare, result: the stick is prepared and every dialog is on a screenshot", { timeout: 180_000 }, async () => {
-    const s = await exfatHostStick(dir, "gui", 32, "GUISTICK");
-    const row = await rowOf(s.loop);
-    const gui = startGui();
+  it(
+    "pick, confirm, prepare, result: the stick is prepared and every dialog is on a screenshot",
+    { timeout: 180_000 },
+    async () => {
+      const s = await exfatHostStick(dir, "gui", 32, "GUISTICK");
+      const row = await rowOf(s.loop);
+      const gui = startGui();
 
-    const pick = await windowNamed("pershome: choose your stick");
-    await shot("gui-1-choose-stick.png");
-    await keys(pick, "Home", ...Array<string>(row).fill("Down"), "Return");
+      const pick = await windowNamed("pershome: choose your stick");
+      await shot("gui-1-choose-stick.png");
+      await keys(pick, "Home", ...Array<string>(row).fill("Down"), "Return");
 
-    const confirm = await windowNamed("pershome: prepare this stick?");
-    await shot("gui-2-confirm.png");
-    await keys(confirm, "Return");
+      const confirm = await windowNamed("pershome: prepare this stick?");
+      await shot("gui-2-confirm.png");
+      await keys(confirm, "Return");
 
-    await windowNamed("pershome: preparing the stick", 20_000);
-    await shot("gui-3-preparing.png");
+      await windowNamed("pershome: preparing the stick", 20_000);
+      await shot("gui-3-preparing.png");
 
-    const done = await windowNamed("pershome: your stick is ready");
-    await shot("gui-4-ready.png");
-    await keys(done, "Return");
+      const done = await windowNamed("pershome: your stick is ready");
+      await shot("gui-4-ready.png");
+      await keys(done, "Return");
 
-    const r = await gui.done;
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(json({ stdout: r.stdout, stderr: r.stderr, code: 0, command: "gui" })).toMatchObject({ ok: true, device: s.loop, stick: s.root });
-    expect(JSON.parse(readFileSync(join(s.home, ".pershome/format"), "utf8"))).toMatchObject({ format: "pershome", version: 1 });
-    await s.detach();
-  });
+      const r = await gui.done;
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(json({ stdout: r.stdout, stderr: r.stderr, code: 0, command: "gui" })).toMatchObject({
+        ok: true,
+        device: s.loop,
+        stick: s.root,
+      });
+      expect(JSON.parse(readFileSync(join(s.home, ".pershome/format"), "utf8"))).toMatchObject({
+        format: "pershome",
+        version: 1,
+      });
+      await s.detach();
+    },
+  );
 
-  it("a read-only stick ends in the error dialog with the same message as the CLI, and nothing is written", { timeout: 180_000 }, async () => {
-    const s = await exfatHostStick(dir, "guiro", 32, "ROSTICK");
-    await s.detach();
-    await s.attach({ readOnly: true });
-    const row = await rowOf(s.loop);
-    const gui = startGui();
-    await keys(await windowNamed("pershome: choose your stick"), "Home", ...Array<string>(row).fill("Down"), "Return");
-    await keys(await windowNamed("pershome: prepare this stick?"), "Return");
-    const err = await windowNamed("pershome: the stick was not prepared");
-    await shot("gui-5-error-read-only.png");
-    await keys(err, "Return");
-    const r = await gui.done;
-    expect(r.code).toBe(1);
-    const o = JSON.parse(r.stdout) as { ok: boolean; message: string };
-    expect(o.ok).toBe(false);
-    const cli = json(await pershome(["init", s.root, "--json"]));
-    expect(o.message).toBe(cli.message);
-    expect(o.message).toMatch(/read-only/);
-    expect(existsSync(s.home)).toBe(false);
-    await s.detach();
-  });
+  it(
+    "a read-only stick ends in the error dialog with the same message as the CLI, and nothing is written",
+    { timeout: 180_000 },
+    async () => {
+      const s = await exfatHostStick(dir, "guiro", 32, "ROSTICK");
+      await s.detach();
+      await s.attach({ readOnly: true });
+      const row = await rowOf(s.loop);
+      const gui = startGui();
+      await keys(
+        await windowNamed("pershome: choose your stick"),
+        "Home",
+        ...Array<string>(row).fill("Down"),
+        "Return",
+      );
+      await keys(await windowNamed("pershome: prepare this stick?"), "Return");
+      const err = await windowNamed("pershome: the stick was not prepared");
+      await shot("gui-5-error-read-only.png");
+      await keys(err, "Return");
+      const r = await gui.done;
+      expect(r.code).toBe(1);
+      const o = JSON.parse(r.stdout) as { ok: boolean; message: string };
+      expect(o.ok).toBe(false);
+      const cli = json(await pershome(["init", s.root, "--json"]));
+      expect(o.message).toBe(cli.message);
+      expect(o.message).toMatch(/read-only/);
+      expect(existsSync(s.home)).toBe(false);
+      await s.detach();
+    },
+  );
 
   it("cancelling at the question changes nothing", { timeout: 120_000 }, async () => {
     const s = await exfatHostStick(dir, "guicancel", 32, "CANCEL");
     const row = await rowOf(s.loop);
     const gui = startGui();
-    await keys(await windowNamed("pershome: choose your stick"), "Home", ...Array<string>(row).fill("Down"), "Return");
+    await keys(
+      await windowNamed("pershome: choose your stick"),
+      "Home",
+      ...Array<string>(row).fill("Down"),
+      "Return",
+    );
     await keys(await windowNamed("pershome: prepare this stick?"), "Escape");
     const r = await gui.done;
     expect(r.code).toBe(1);

@@ -9,13 +9,19 @@ import { afterAll } from "vitest";
 import { makeExfatStick } from "../../lab/sticks/index.js";
 import { killSync, lazyUnmountSync, track } from "../support/cleanup.js";
 import { CLI } from "../support/mount.js";
-import { run, sh, waitFor, type RunResult } from "../support/run.js";
+import { run, waitFor, type RunResult } from "../support/run.js";
 
 export { CLI };
 
 /** Runs `pershome ARGS…`; never throws. */
-export function pershome(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
-  return run(process.execPath, [CLI, ...args], { timeoutMs: opts.timeoutMs ?? 240_000, ...(opts.env ? { env: opts.env } : {}) });
+export function pershome(
+  args: string[],
+  opts: { timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  return run(process.execPath, [CLI, ...args], {
+    timeoutMs: opts.timeoutMs ?? 240_000,
+    ...(opts.env ? { env: opts.env } : {}),
+  });
 }
 
 /** The JSON a `--json` run printed (throws with the output if it is not JSON). */
@@ -23,7 +29,9 @@ export function json(r: RunResult): Record<string, unknown> {
   try {
     return JSON.parse(r.stdout) as Record<string, unknown>;
   } catch {
-    throw new Error(`not JSON: ${r.command} exited ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`);
+    throw new Error(
+      `not JSON: ${r.command} exited ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`,
+    );
   }
 }
 
@@ -60,7 +68,8 @@ function exfatPid(loop: string, mnt: string): number | undefined {
     if (!/^\d+$/.test(ent)) continue;
     try {
       const argv = readFileSync(`/proc/${ent}/cmdline`, "utf8").split("\0");
-      if (argv.includes(loop) && argv.includes(mnt) && argv.some((x) => x.includes("exfat"))) return Number(ent);
+      if (argv.includes(loop) && argv.includes(mnt) && argv.some((x) => x.includes("exfat")))
+        return Number(ent);
     } catch {
       /* gone */
     }
@@ -69,7 +78,12 @@ function exfatPid(loop: string, mnt: string): number | undefined {
 }
 
 /** A new exFAT stick image, attached and mounted (detached again after the file's tests). */
-export async function exfatHostStick(dir: string, name: string, sizeMb: number, label = "STICK"): Promise<HostStick> {
+export async function exfatHostStick(
+  dir: string,
+  name: string,
+  sizeMb: number,
+  label = "STICK",
+): Promise<HostStick> {
   const image = join(dir, `${name}.img`);
   await makeExfatStick(image, sizeMb, label);
   const root = join(dir, `${name}-mnt`);
@@ -85,7 +99,9 @@ export async function exfatHostStick(dir: string, name: string, sizeMb: number, 
       const loop = spawnSync("losetup", ["-f", "--show", image], { encoding: "utf8" }).stdout.trim();
       if (!loop) throw new Error(`losetup failed for ${image}`);
       s.loop = loop;
-      const o = ["nosuid", "nodev", "uid=0", "gid=0", "umask=022", ...(opts.readOnly ? ["ro"] : [])].join(",");
+      const o = ["nosuid", "nodev", "uid=0", "gid=0", "umask=022", ...(opts.readOnly ? ["ro"] : [])].join(
+        ",",
+      );
       const r = spawnSync("mount.exfat-fuse", ["-o", o, loop, root], { encoding: "utf8" });
       if (r.status !== 0) {
         spawnSync("losetup", ["-d", loop]);
@@ -129,11 +145,9 @@ export async function exfatHostStick(dir: string, name: string, sizeMb: number, 
  * "?", case twins, a 0700 folder.
  */
 export async function makeEveryKindTree(t: string, bigMb = 2): Promise<void> {
-  const r = await run(
-    "sh",
-    [
-      "-c",
-      `set -e
+  const r = await run("sh", [
+    "-c",
+    `set -e
 rm -rf "$1"; mkdir -p "$1"; cd "$1"
 printf 'hello\\n' > plain.txt
 printf 'secret\\n' > key; chmod 600 key
@@ -157,22 +171,31 @@ touch -d @1600000000.5 sub
 chmod 700 sub
 touch -d @1500000000.25 .
 `,
-      "sh",
-      t,
-    ],
-  );
+    "sh",
+    t,
+  ]);
   if (r.code !== 0) throw new Error(`making the tree failed: ${r.stderr}`);
 }
 
 /** One line per entry: path, type, mode, links, size, mtime (ns), symlink target. */
 export async function describeTree(dir: string): Promise<string[]> {
-  const r = await run("sh", ["-c", `cd "$1" && find . -printf '%p %y %m %n %s %T@ %l\\n' | LC_ALL=C sort`, "sh", dir]);
+  const r = await run("sh", [
+    "-c",
+    `cd "$1" && find . -printf '%p %y %m %n %s %T@ %l\\n' | LC_ALL=C sort`,
+    "sh",
+    dir,
+  ]);
   return r.stdout.trim().split("\n");
 }
 
 /** user.* xattrs of a tree, as getfattr prints them (sorted). */
 export async function xattrDump(dir: string): Promise<string> {
-  const r = await run("sh", ["-c", `cd "$1" && getfattr -R -h -d -m '^user\\.' -e hex . 2>/dev/null`, "sh", dir]);
+  const r = await run("sh", [
+    "-c",
+    `cd "$1" && getfattr -R -h -d -m '^user\\.' -e hex . 2>/dev/null`,
+    "sh",
+    dir,
+  ]);
   return r.stdout
     .split("\n\n")
     .map((b) => b.trim())

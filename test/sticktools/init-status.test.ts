@@ -2,13 +2,22 @@
 // mount.exfat-fuse): what they make, what they refuse and why, and that a refused stick is
 // left exactly as it was.
 
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
 import { mountLayer } from "../support/mount.js";
-import { run } from "../support/run.js";
-import { exfatHostStick, json, pershome, scratch } from "./helpers.js";
+import { run, waitFor } from "../support/run.js";
+import { CLI, exfatHostStick, json, pershome, scratch } from "./helpers.js";
 
 const dir = scratch("init");
 
@@ -19,9 +28,18 @@ describe("pershome init on an exFAT stick", () => {
     const r = await pershome(["init", s.root, "--json"]);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     const o = json(r);
-    expect(o).toMatchObject({ ok: true, alreadyPrepared: false, formatVersion: 1, label: "FRESH", filesystem: "exFAT" });
+    expect(o).toMatchObject({
+      ok: true,
+      alreadyPrepared: false,
+      formatVersion: 1,
+      label: "FRESH",
+      filesystem: "exFAT",
+    });
     expect(o.message).toMatch(/ready for pershome/);
-    const marker = JSON.parse(readFileSync(join(s.home, ".pershome/format"), "utf8")) as Record<string, unknown>;
+    const marker = JSON.parse(readFileSync(join(s.home, ".pershome/format"), "utf8")) as Record<
+      string,
+      unknown
+    >;
     expect(marker).toMatchObject({ format: "pershome", version: 1 });
     expect(readdirSync(s.root).sort()).toEqual(["holiday.jpg", "pershome"]);
     expect(readFileSync(join(s.root, "holiday.jpg"), "utf8")).toBe("not really a photo");
@@ -123,7 +141,10 @@ describe("pershome init on an exFAT stick", () => {
     expect((json(c).findings as { kind: string }[]).map((f) => f.kind)).toContain("marker-garbage");
     const fix = await pershome(["check", "--repair", s.root]);
     expect(fix.code, fix.stdout + fix.stderr).toBe(0);
-    expect(JSON.parse(readFileSync(join(s.home, ".pershome/format"), "utf8"))).toMatchObject({ format: "pershome", version: 1 });
+    expect(JSON.parse(readFileSync(join(s.home, ".pershome/format"), "utf8"))).toMatchObject({
+      format: "pershome",
+      version: 1,
+    });
     expect((await pershome(["check", s.root])).code).toBe(0);
     await s.detach();
   });
@@ -149,6 +170,33 @@ describe("pershome init on an exFAT stick", () => {
     const inside = await pershome(["init", join(s.root, "folder"), "--json"]);
     expect(inside.code).toBe(1);
     expect(json(inside)).toMatchObject({ reason: "not-a-stick" });
+    await s.detach();
+  });
+
+  it("without STICK, lists the sticks and asks on the terminal (and without a terminal, says to name one)", async () => {
+    const s = await exfatHostStick(dir, "ask", 32, "ASKME");
+    const list = json(await pershome(["sticks", "--json"])).sticks as { device: string }[];
+    const n = list.findIndex((c) => c.device === s.loop) + 1;
+    expect(n).toBeGreaterThan(0);
+    const noTty = await pershome(["init", "--json"]);
+    expect(noTty.code).toBe(64);
+    expect(json(noTty)).toMatchObject({ reason: "no-stick" });
+    expect(String(json(noTty).message)).toMatch(
+      new RegExp(`Which stick\\? Name it on the command line[^]*${s.loop}  "ASKME"`),
+    );
+    const r = await run(
+      "script",
+      ["-qec", `${process.execPath} ${CLI} init`, "/dev/null"],
+      { input: `${s.loop}\n` } /* by device: other sticks may come and go */,
+    );
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/Sticks found:/);
+    expect(r.stdout).toMatch(
+      new RegExp(`\\d+\\) ${s.loop}  "ASKME"  32\\.0 MiB exFAT, at ${s.root}, not prepared yet`),
+    );
+    expect(r.stdout).toMatch(/Which one \(1-\d+, or its device or name; Enter to cancel\)\?/);
+    expect(r.stdout).toMatch(/"ASKME" .* is ready for pershome/);
+    expect(existsSync(join(s.home, ".pershome/format"))).toBe(true);
     await s.detach();
   });
 
@@ -201,18 +249,90 @@ describe("pershome status and sticks", () => {
       return crc32(j).toString(16).padStart(8, "0") + " " + j + "\n";
     };
     const state = join(s.home, ".pershome/state");
-    writeFileSync(state, line({ ev: "mount", t: "2025-03-01T10:00:00Z", host: "lab-12" }) + line({ ev: "umount", t: "2025-03-01T12:00:00Z" }));
-    expect(json(await pershome(["status", s.root, "--json"]))).toMatchObject({ cleanlyUnmounted: true, lastUse: { host: "lab-12", source: "state" } });
-    writeFileSync(state, readFileSync(state, "utf8") + line({ ev: "mount", t: "2025-03-02T09:00:00Z", host: "library-3" }) + "0badf00d {torn");
+    writeFileSync(
+      state,
+      line({ ev: "mount", t: "2025-03-01T10:00:00Z", host: "lab-12" }) +
+        line({ ev: "umount", t: "2025-03-01T12:00:00Z" }),
+    );
+    expect(json(await pershome(["status", s.root, "--json"]))).toMatchObject({
+      cleanlyUnmounted: true,
+      lastUse: { host: "lab-12", source: "state" },
+    });
+    writeFileSync(
+      state,
+      readFileSync(state, "utf8") +
+        line({ ev: "mount", t: "2025-03-02T09:00:00Z", host: "library-3" }) +
+        "0badf00d {torn",
+    );
     const unclean = await pershome(["status", s.root]);
-    expect(unclean.stdout).toMatch(/Unmounted cleanly: no: the last mount \(on library-3\) was not ended cleanly/);
+    expect(unclean.stdout).toMatch(
+      /Unmounted cleanly: no: the last mount \(on library-3\) was not ended cleanly/,
+    );
     expect(unclean.stdout).toMatch(/Home: +2 files/);
     expect(unclean.stdout).toMatch(/Health: +in order/);
 
     const sticks = await pershome(["sticks", "--json"]);
     expect(sticks.code).toBe(0);
-    const mine = (json(sticks).sticks as { device: string; label: string; fstype: string; prepared: boolean }[]).find((c) => c.device === s.loop);
+    const mine = (
+      json(sticks).sticks as { device: string; label: string; fstype: string; prepared: boolean }[]
+    ).find((c) => c.device === s.loop);
     expect(mine).toMatchObject({ label: "STAT", fstype: "exfat", prepared: true });
+    await s.detach();
+  });
+});
+
+describe("a stick pulled while init copies the starting files", () => {
+  it("says the stick stopped answering, and once it is back the stick still mounts and checks clean", async () => {
+    const skel = join(dir, "bigskel");
+    mkdirSync(skel, { recursive: true });
+    const mk = await run("sh", [
+      "-c",
+      `cd "$1" && for i in $(seq 1 150); do head -c 262144 /dev/urandom > .f$i; done`,
+      "sh",
+      skel,
+    ]);
+    expect(mk.code).toBe(0);
+    const s = await exfatHostStick(dir, "pullinit", 128);
+    const child = spawn(process.execPath, [CLI, "init", s.root, "--skel-dir", skel, "--json"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    const exited = new Promise<number | null>((res) => child.once("exit", (c) => res(c)));
+    const some = await waitFor(
+      () => {
+        try {
+          return readdirSync(s.home).filter((n) => n.startsWith(".f")).length >= 5;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      20,
+    );
+    expect(some).toBe(true);
+    await s.pull();
+    expect(await exited).toBe(1);
+    const o = JSON.parse(out) as { reason: string; message: string };
+    expect(o.reason, out).toBe("pulled");
+    expect(o.message).toMatch(/stopped answering.*pulled out\?.*Plug it back in/);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toMatch(/pershome-layer-/);
+
+    await s.attach();
+    // whatever got onto the stick: it is a usable pershome stick or none at all, never a broken one
+    if (existsSync(s.home)) {
+      const fix = await pershome(["check", "--repair", s.root]);
+      expect(fix.code, fix.stdout + fix.stderr).toBe(0);
+      expect((await pershome(["check", s.root])).code).toBe(0);
+      const again = await pershome(["init", s.root, "--json"]);
+      expect(again.code).toBe(0);
+    } else {
+      expect((await pershome(["init", s.root])).code).toBe(0);
+    }
+    const mnt = join(dir, "pullinit-layer");
+    mkdirSync(mnt, { recursive: true });
+    const layer = await mountLayer(s.home, mnt);
+    await layer.stop();
     await s.detach();
   });
 });

@@ -7,24 +7,45 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { mountLayer } from "../support/mount.js";
 import { run, waitFor } from "../support/run.js";
-import { CLI, describeTree, exfatHostStick, json, makeEveryKindTree, pershome, scratch, xattrDump } from "./helpers.js";
+import {
+  CLI,
+  describeTree,
+  exfatHostStick,
+  json,
+  makeEveryKindTree,
+  pershome,
+  scratch,
+  xattrDump,
+} from "./helpers.js";
 
 const dir = scratch("migrate");
 
 /** Many medium files, so that a copy takes a few seconds. */
 async function bulkTree(t: string, files: number, kb: number): Promise<void> {
-  const r = await run("sh", ["-c", `mkdir -p "$1/bulk" && cd "$1/bulk" && for i in $(seq 1 ${files}); do head -c ${kb * 1024} /dev/urandom > f$i; done`, "sh", t]);
+  const r = await run("sh", [
+    "-c",
+    `mkdir -p "$1/bulk" && cd "$1/bulk" && for i in $(seq 1 ${files}); do head -c ${kb * 1024} /dev/urandom > f$i; done`,
+    "sh",
+    t,
+  ]);
   expect(r.code, r.stderr).toBe(0);
 }
 
 /** Starts migrate in the background; resolves its result; `files()` counts what reached the stick. */
-function startMigrate(src: string, root: string): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; pid: number } {
-  const child = spawn(process.execPath, [CLI, "migrate", src, root, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+function startMigrate(
+  src: string,
+  root: string,
+): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; pid: number } {
+  const child = spawn(process.execPath, [CLI, "migrate", src, root, "--json"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
   child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => child.once("exit", (code) => res({ code, stdout, stderr })));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) =>
+    child.once("exit", (code) => res({ code, stdout, stderr })),
+  );
   return { done, pid: child.pid! };
 }
 
@@ -90,7 +111,10 @@ describe("pershome migrate onto an exFAT stick", () => {
     process.kill(m.pid, "SIGINT");
     const r = await m.done;
     expect(r.code, r.stdout + r.stderr).toBe(130);
-    expect(json({ stdout: r.stdout, stderr: r.stderr, code: 130, command: "migrate" })).toMatchObject({ ok: false, reason: "interrupted" });
+    expect(json({ stdout: r.stdout, stderr: r.stderr, code: 130, command: "migrate" })).toMatchObject({
+      ok: false,
+      reason: "interrupted",
+    });
     const partial = countOnStick(s.home);
     expect(partial).toBeLessThan(120);
     // no mount left behind
@@ -142,8 +166,31 @@ describe("pershome migrate onto an exFAT stick", () => {
     expect(r.code).toBe(1);
     expect(json(r)).toMatchObject({ ok: false, reason: "full" });
     expect(String(json(r).message)).toMatch(/free, but copying .* needs about .* Make room/);
-    expect(readdirSync(s.home).filter((n) => !n.startsWith(".pershome")).sort()).toEqual(["keep.txt"]);
+    expect(
+      readdirSync(s.home)
+        .filter((n) => !n.startsWith(".pershome"))
+        .sort(),
+    ).toEqual(["keep.txt"]);
     await s.detach();
+  });
+
+  it("draws a progress bar with bytes, files and time left on a terminal", async () => {
+    const src = join(dir, "tty-src");
+    mkdirSync(src, { recursive: true });
+    await bulkTree(src, 40, 512);
+    const plain = join(dir, "tty-stick");
+    mkdirSync(plain, { recursive: true });
+    expect((await pershome(["init", plain, "--force"])).code).toBe(0);
+    // script(1) gives the command a terminal
+    const r = await run("script", [
+      "-qec",
+      `${process.execPath} ${CLI} migrate ${src} ${plain} --force`,
+      "/dev/null",
+    ]);
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/\rcopying \[#*-*\] +\d+% +[\d.]+ \w+\/20\.0 MiB +\d+\/41 files/);
+    expect(r.stdout).toMatch(/\rverifying \[/);
+    expect(r.stdout).toMatch(/copying: 41\/41 files, 20\.0 MiB of 20\.0 MiB \(100%\)/);
   });
 
   it("refuses an unprepared stick and a missing source, saying what to do", async () => {

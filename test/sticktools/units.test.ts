@@ -9,13 +9,97 @@ import { Progress } from "../../src/sticktools/progress.js";
 
 const LSBLK = JSON.stringify({
   blockdevices: [
-    { path: "/dev/nvme0n1", pkname: null, type: "disk", rm: false, hotplug: false, tran: "nvme", fstype: null, label: null, size: 512e9, parttype: null, mountpoint: null },
-    { path: "/dev/nvme0n1p1", pkname: "/dev/nvme0n1", type: "part", rm: false, hotplug: false, tran: null, fstype: "vfat", label: "EFI", size: 5e8, parttype: "c12a7328-f81f-11d2-ba4b-00a0c93ec93b", mountpoint: "/boot/efi" },
-    { path: "/dev/nvme0n1p2", pkname: "/dev/nvme0n1", type: "part", rm: false, hotplug: false, tran: null, fstype: "ext4", label: null, size: 5e11, parttype: null, mountpoint: "/" },
-    { path: "/dev/sdb", pkname: null, type: "disk", rm: true, hotplug: true, tran: "usb", fstype: null, label: null, size: 16e9, parttype: null, mountpoint: null },
-    { path: "/dev/sdb1", pkname: "/dev/sdb", type: "part", rm: false, hotplug: false, tran: null, fstype: "exfat", label: "JOSEPH", size: 16e9, parttype: "0x7", mountpoint: "/media/joseph/JOSEPH" },
-    { path: "/dev/loop3", pkname: null, type: "loop", rm: false, hotplug: false, tran: null, fstype: null, label: null, size: 64e6, parttype: null, mountpoint: null },
-    { path: "/dev/sdc1", pkname: null, type: "part", rm: false, hotplug: false, tran: "sata", fstype: "ntfs", label: "WIN", size: 1e12, parttype: null, mountpoint: null },
+    {
+      path: "/dev/nvme0n1",
+      pkname: null,
+      type: "disk",
+      rm: false,
+      hotplug: false,
+      tran: "nvme",
+      fstype: null,
+      label: null,
+      size: 512e9,
+      parttype: null,
+      mountpoint: null,
+    },
+    {
+      path: "/dev/nvme0n1p1",
+      pkname: "/dev/nvme0n1",
+      type: "part",
+      rm: false,
+      hotplug: false,
+      tran: null,
+      fstype: "vfat",
+      label: "EFI",
+      size: 5e8,
+      parttype: "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
+      mountpoint: "/boot/efi",
+    },
+    {
+      path: "/dev/nvme0n1p2",
+      pkname: "/dev/nvme0n1",
+      type: "part",
+      rm: false,
+      hotplug: false,
+      tran: null,
+      fstype: "ext4",
+      label: null,
+      size: 5e11,
+      parttype: null,
+      mountpoint: "/",
+    },
+    {
+      path: "/dev/sdb",
+      pkname: null,
+      type: "disk",
+      rm: true,
+      hotplug: true,
+      tran: "usb",
+      fstype: null,
+      label: null,
+      size: 16e9,
+      parttype: null,
+      mountpoint: null,
+    },
+    {
+      path: "/dev/sdb1",
+      pkname: "/dev/sdb",
+      type: "part",
+      rm: false,
+      hotplug: false,
+      tran: null,
+      fstype: "exfat",
+      label: "JOSEPH",
+      size: 16e9,
+      parttype: "0x7",
+      mountpoint: "/media/joseph/JOSEPH",
+    },
+    {
+      path: "/dev/loop3",
+      pkname: null,
+      type: "loop",
+      rm: false,
+      hotplug: false,
+      tran: null,
+      fstype: null,
+      label: null,
+      size: 64e6,
+      parttype: null,
+      mountpoint: null,
+    },
+    {
+      path: "/dev/sdc1",
+      pkname: null,
+      type: "part",
+      rm: false,
+      hotplug: false,
+      tran: "sata",
+      fstype: "ntfs",
+      label: "WIN",
+      size: 1e12,
+      parttype: null,
+      mountpoint: null,
+    },
   ],
 });
 
@@ -31,7 +115,13 @@ describe("candidate sticks from lsblk", () => {
       () => null,
     );
     expect(list.map((c) => c.device)).toEqual(["/dev/sdb1", "/dev/loop3"]);
-    expect(list[0]).toMatchObject({ fstype: "exfat", label: "JOSEPH", usb: true, removable: true, mountpoint: "/media/joseph/JOSEPH" });
+    expect(list[0]).toMatchObject({
+      fstype: "exfat",
+      label: "JOSEPH",
+      usb: true,
+      removable: true,
+      mountpoint: "/media/joseph/JOSEPH",
+    });
     expect(list[1]).toMatchObject({ fstype: "vfat", label: "LAB", usb: false });
     expect(probed).toContain("/dev/loop3");
     expect(probed).not.toContain("/dev/sdb1");
@@ -41,7 +131,7 @@ describe("candidate sticks from lsblk", () => {
 describe("getfattr dumps", () => {
   it("reads names with escapes, base64 and hex values", () => {
     const out = Buffer.from(
-      "# file: /tmp/a b\\012c\nuser.color=0sYmx1ZQ==\nuser.hex=0x00ff\n\n# file: /tmp/caf\\303\\251\nuser.t=\"plain\"\n\n",
+      '# file: /tmp/a b\\012c\nuser.color=0sYmx1ZQ==\nuser.hex=0x00ff\n\n# file: /tmp/caf\\303\\251\nuser.t="plain"\n\n',
       "latin1",
     );
     const m = parseGetfattr(out);
@@ -61,7 +151,12 @@ describe("progress", () => {
         cb();
       },
     });
-    const p = new Progress("copying", 100 * 1024 * 1024, 10, { stream: sink, tty: false, lineEvery: 5, now: () => t });
+    const p = new Progress("copying", 100 * 1024 * 1024, 10, {
+      stream: sink,
+      tty: false,
+      lineEvery: 5,
+      now: () => t,
+    });
     t = 10_000;
     p.addBytes(50 * 1024 * 1024);
     for (let i = 0; i < 5; i++) p.addFile("f");
@@ -69,7 +164,9 @@ describe("progress", () => {
     expect(p.secondsLeft()).toBeCloseTo(10);
     expect(text).toContain("copying: 0/10 files, 50.0 MiB of 100 MiB (35%), about 19s left"); // one plain line per 5 s
     expect(p.summary()).toBe("copying: 5/10 files, 50.0 MiB of 100 MiB (50%), about 10s left");
-    expect(p.bar(10)).toMatch(/^copying \[#####-----\]  50%  50\.0 MiB\/100 MiB  5\/10 files  10s left/);
+    expect(p.bar(10)).toMatch(
+      /^copying \[#####-----\] {2}50% {2}50\.0 MiB\/100 MiB {2}5\/10 files {2}10s left/,
+    );
     p.done();
     expect(text.trim().split("\n").pop()).toBe(p.summary());
   });
