@@ -4,7 +4,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR_OR_BLK } from "./modes.js";
+import { MAX_STORED_UNITS, bytesToStored, storedToBytes, twinVariant } from "../../format/names.js";
 import type { Kind, MetaRecord } from "../../format/records.js";
+import { foldOfBytes } from "../dir-index.js";
 import type { EntryParam } from "../../native/types.js";
 import { E, fail } from "../errors.js";
 import { Inode } from "../inode.js";
@@ -186,7 +188,11 @@ export function rename(L: Layer, parent: Inode, name: string, newParent: Inode, 
   const record = srcIndex.meta.get(srcEntry.stored);
   const srcPath = L.pathOf(parent) + "/" + srcEntry.stored;
   const dstPath = L.pathOf(newParent) + "/" + target;
-  L.lower.rename(srcPath, dstPath);
+  if (parent === newParent && target !== srcEntry.stored && foldOfBytes(target) === foldOfBytes(srcEntry.stored)) {
+    caseOnlyRename(L, srcPath, L.pathOf(parent) + "/", target);
+  } else {
+    L.lower.rename(srcPath, dstPath);
+  }
 
   srcIndex.remove(name);
   srcIndex.entriesDirty = true;
@@ -211,6 +217,24 @@ export function rename(L: Layer, parent: Inode, name: string, newParent: Inode, 
   src.desc = null;
   L.touchDir(parent);
   if (newParent !== parent) L.touchDir(newParent);
+}
+
+/**
+ * Linux's vfat ignores a rename that only changes case (readme.md -> README.md), so it goes
+ * through a stepping-stone name: the target plus twin marks, which decodes to the very same
+ * user name, so a crash between the two steps still shows the file under its new name.
+ */
+function caseOnlyRename(L: Layer, srcPath: string, dirPath: string, target: string): void {
+  const targetUnicode = bytesToStored(target) ?? target;
+  for (let marks = 1; marks < 64; marks++) {
+    const step = storedToBytes(twinVariant(targetUnicode, marks));
+    if (twinVariant(targetUnicode, marks).length > MAX_STORED_UNITS) break; // best effort: rename directly
+    if (L.lower.stat(dirPath + step)) continue;
+    L.lower.rename(srcPath, dirPath + step);
+    L.lower.rename(dirPath + step, dirPath + target);
+    return;
+  }
+  L.lower.rename(srcPath, dirPath + target);
 }
 
 function placeholder(id: string): Buffer {
