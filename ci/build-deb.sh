@@ -41,7 +41,11 @@ cp src/native/binding.gyp src/native/fuse_ll.c "$work/native/"
 gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
 nodedir=$(npm config get nodedir 2>/dev/null || true)
 case $nodedir in "" | undefined | null) nodedir_arg=() ;; *) nodedir_arg=(--nodedir="$nodedir") ;; esac
-(cd "$work/native" && PERSHOME_ASAN=0 node "$gyp" rebuild "${nodedir_arg[@]}" --loglevel=warn >&2)
+# Debian's hardening flags (fortify, stack protector, relro, bindnow) on top of binding.gyp's
+export DEB_BUILD_MAINT_OPTIONS=hardening=+all
+CFLAGS="$(dpkg-buildflags --get CPPFLAGS) $(dpkg-buildflags --get CFLAGS)"
+LDFLAGS="$(dpkg-buildflags --get LDFLAGS)"
+(cd "$work/native" && CFLAGS=$CFLAGS LDFLAGS=$LDFLAGS PERSHOME_ASAN=0 node "$gyp" rebuild "${nodedir_arg[@]}" --loglevel=warn >&2)
 install -m 0644 "$work/native/build/Release/pershome_fuse.node" "$app/src/native/build/Release/"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$app/src/native/build/Release/pershome_fuse.node"
 
