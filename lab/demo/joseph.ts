@@ -64,7 +64,11 @@ async function main(): Promise<number> {
       ["library", atLibrary],
     ] as const) {
       console.log(`== booting the ${place} machine (QEMU, Debian kernel, vfat driver)...`);
-      const r = await runInVm({ command: script, sticks: [{ image: stick }], onOutput: (s) => process.stdout.write(s) });
+      const r = await runInVm({
+        command: script,
+        sticks: [{ image: stick }],
+        onOutput: (s) => process.stdout.write(s),
+      });
       if (r.exitCode !== 0) {
         console.error(`the ${place} step failed (exit ${r.exitCode})`);
         return 1;

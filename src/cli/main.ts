@@ -65,7 +65,8 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case "mount": {
-      if (rest.length !== 2) throw new UsageError("mount wants two arguments: the stick's pershome folder and the mount point");
+      if (rest.length !== 2)
+        throw new UsageError("mount wants two arguments: the stick's pershome folder and the mount point");
       return mountCommand({
         lowerDir: rest[0]!,
         mountpoint: rest[1]!,

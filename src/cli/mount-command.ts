@@ -28,7 +28,8 @@ function parseOwner(owner: string | undefined): { uid: number; gid: number } {
 
 export async function mountCommand(a: MountArgs): Promise<number> {
   const { uid, gid } = parseOwner(a.owner);
-  if (!fs.existsSync(a.mountpoint)) throw new MountError(`The mount point ${a.mountpoint} does not exist; create it first.`);
+  if (!fs.existsSync(a.mountpoint))
+    throw new MountError(`The mount point ${a.mountpoint} does not exist; create it first.`);
   if (!a.foreground) return detach();
   setDebug(a.debug);
   // Anything that touches the mount point (realpath here) must happen before the mount:
@@ -40,7 +41,7 @@ export async function mountCommand(a: MountArgs): Promise<number> {
     mountpoint: a.mountpoint,
     uid,
     gid,
-    allowOther: a.allowOther || (uid !== (process.getuid?.() ?? 0)),
+    allowOther: a.allowOther || uid !== (process.getuid?.() ?? 0),
     debug: a.debug,
     autoUnmount: a.autoUnmount ?? false,
     ...(a.cacheTimeout !== undefined ? { cacheTimeout: a.cacheTimeout } : {}),
@@ -54,7 +55,8 @@ export async function mountCommand(a: MountArgs): Promise<number> {
   }
   // The readiness line a service manager or a script waits for.
   process.stdout.write(`pershome: ready ${a.mountpoint}\n`);
-  if (process.env.NOTIFY_SOCKET) spawnSync("systemd-notify", ["--ready", `--pid=${process.pid}`], { stdio: "ignore" });
+  if (process.env.NOTIFY_SOCKET)
+    spawnSync("systemd-notify", ["--ready", `--pid=${process.pid}`], { stdio: "ignore" });
   await running.done;
   fs.rmSync(pid, { force: true });
   return 0;
@@ -107,7 +109,9 @@ export async function umountCommand(mountpoint: string, lazy: boolean, timeoutSe
     const deadline = Date.now() + timeoutSec * 1000;
     while (isAlive(pid) && Date.now() < deadline) await sleep(50);
     if (isAlive(pid)) {
-      process.stderr.write(`pershome: unmounted, but the daemon (${pid}) is still writing after ${timeoutSec}s; wait before pulling the stick.\n`);
+      process.stderr.write(
+        `pershome: unmounted, but the daemon (${pid}) is still writing after ${timeoutSec}s; wait before pulling the stick.\n`,
+      );
       return 3;
     }
   }

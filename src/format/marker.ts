@@ -15,7 +15,9 @@ export type MarkerCheck =
   | { ok: false; reason: "garbage" };
 
 export function makeMarker(created = new Date()): string {
-  return JSON.stringify({ format: "pershome", version: FORMAT_VERSION, created: created.toISOString() }) + "\n";
+  return (
+    JSON.stringify({ format: "pershome", version: FORMAT_VERSION, created: created.toISOString() }) + "\n"
+  );
 }
 
 export function checkMarker(text: Buffer): MarkerCheck {

@@ -88,14 +88,15 @@ export function decodeName(stored: string): string {
     for (const b of Buffer.from(String.fromCodePoint(cp), "utf8")) bytes.push(b);
   };
   const end = stored.length;
-  for (let i = 0; i < end; ) {
+  for (let i = 0; i < end;) {
     const cp = stored.codePointAt(i)!;
     i += cp > 0xffff ? 2 : 1;
     if (cp === ESCAPE && i < end) {
       const next = stored.codePointAt(i)!;
       i += next > 0xffff ? 2 : 1;
       pushChar(next);
-    } else if (cp === TWIN && /^\uf0fe*$/.test(stored.slice(i))) break; // twin marks end the name
+    } else if (cp === TWIN && /^\uf0fe*$/.test(stored.slice(i)))
+      break; // twin marks end the name
     else if (cp > PUA && cp < PUA + 0x80) bytes.push(cp - PUA);
     else if (cp >= RAW_BYTE + 0x80 && cp <= PUA_END) bytes.push(cp - RAW_BYTE);
     else pushChar(cp);

@@ -223,7 +223,8 @@ export function parseLog(text: Buffer): ParsedLog {
     if (crc32(json) === crc) {
       try {
         const o: unknown = JSON.parse(json.toString("utf8"));
-        if (typeof o === "object" && o !== null && !Array.isArray(o)) parsed = parseObject(o as Record<string, unknown>);
+        if (typeof o === "object" && o !== null && !Array.isArray(o))
+          parsed = parseObject(o as Record<string, unknown>);
       } catch {
         parsed = null;
       }

@@ -39,7 +39,12 @@ export class DirIndex {
     existing: boolean,
     onMetaChange: (meta: DirMeta) => void,
   ) {
-    this.meta = new DirMeta(lower, path, (name) => this.userOf.has(name) || this.keep.has(name), onMetaChange);
+    this.meta = new DirMeta(
+      lower,
+      path,
+      (name) => this.userOf.has(name) || this.keep.has(name),
+      onMetaChange,
+    );
     if (existing) {
       this.build(lower);
       // Built from the stick after a restart or a forget: the layer cannot know whether its
@@ -53,13 +58,17 @@ export class DirIndex {
       if (isReservedStored(name)) continue;
       const unicode = bytesToStored(name);
       let user = unicode === null ? name : decodeName(unicode);
-      if (user.length === 0 || user.length > 255 || user === "." || user === ".." || /[/\0]/.test(user)) user = name;
+      if (user.length === 0 || user.length > 255 || user === "." || user === ".." || /[/\0]/.test(user))
+        user = name;
       if (this.byUser.has(user)) {
         // Only another system can store two names that decode alike: show the second one
         // under its stored name, or a numbered variant. Never hide a file.
         let alt = name;
         for (let n = 2; this.byUser.has(alt); n++) alt = `${name}~${n}`;
-        warnOnce(`dup:${this.path()}/${name}`, `${showPath(this.path() + "/" + name)} is shown as ${showPath(alt)} (its name decodes like another file's)`);
+        warnOnce(
+          `dup:${this.path()}/${name}`,
+          `${showPath(this.path() + "/" + name)} is shown as ${showPath(alt)} (its name decodes like another file's)`,
+        );
         user = alt;
       }
       this.add(user, name, isDir);

@@ -104,8 +104,13 @@ export class DirMeta {
   private load(): void {
     if (this.loaded) return;
     this.loaded = true;
-    let best: { slot: Slot; gen: number; records: Map<string, MetaRecord>; bad: number; appended: number } | null =
-      null;
+    let best: {
+      slot: Slot;
+      gen: number;
+      records: Map<string, MetaRecord>;
+      bad: number;
+      appended: number;
+    } | null = null;
     for (const slot of [0, 1] as Slot[]) {
       const path = this.slotPath(META_SLOTS[slot]);
       let text: Buffer | null;
@@ -114,14 +119,20 @@ export class DirMeta {
       } catch (err) {
         if (hasCode(err, "ENOENT")) continue;
         if (hasCode(err, "ELOOP") || hasCode(err, "EISDIR") || hasCode(err, "EACCES")) {
-          warnOnce(path, `cannot read metadata ${showPath(path)} (${String(err)}); its files show with defaults`);
+          warnOnce(
+            path,
+            `cannot read metadata ${showPath(path)} (${String(err)}); its files show with defaults`,
+          );
           this.junk.add(slot);
           continue;
         }
         throw err;
       }
       if (text === null) {
-        warnOnce(path, `metadata ${showPath(path)} is larger than ${MAX_LOG_BYTES} bytes; ignored, files show with defaults`);
+        warnOnce(
+          path,
+          `metadata ${showPath(path)} is larger than ${MAX_LOG_BYTES} bytes; ignored, files show with defaults`,
+        );
         this.junk.add(slot);
         continue;
       }
@@ -131,7 +142,8 @@ export class DirMeta {
         this.junk.add(slot);
         continue;
       }
-      if (log.badLines > 0) warnOnce(path, `metadata ${showPath(path)}: ${log.badLines} damaged line(s) ignored`);
+      if (log.badLines > 0)
+        warnOnce(path, `metadata ${showPath(path)}: ${log.badLines} damaged line(s) ignored`);
       if (best === null || log.gen > best.gen) {
         if (best) this.junk.add(best.slot);
         best = { slot, gen: log.gen, records: log.records, bad: log.badLines, appended: log.appended };
@@ -159,10 +171,15 @@ export class DirMeta {
     for (const name of [...this.records.keys()]) {
       if (!this.written.has(name) && !this.exists(name)) this.records.delete(name);
     }
-    this.lower.writeNew(targetPath, Buffer.from(snapshotText(this.gen + 1, this.records.values()), "utf8"), true);
+    this.lower.writeNew(
+      targetPath,
+      Buffer.from(snapshotText(this.gen + 1, this.records.values()), "utf8"),
+      true,
+    );
     this.lower.fsyncDir(this.dirPath());
     if (this.active !== null) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[this.active]));
-    for (const slot of this.junk) if (slot !== target) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[slot]));
+    for (const slot of this.junk)
+      if (slot !== target) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[slot]));
     this.junk.clear();
     this.active = target;
     this.gen += 1;

@@ -46,12 +46,14 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
   const ok = (req: FuseReq): void => fuse.replyErr(req, 0);
 
   const ops: LowLevelOps = {
-    lookup: (req, parent, n) => run(req, "lookup", () => fuse.replyEntry(req, entries.lookup(L, inode(parent), name(n)))),
+    lookup: (req, parent, n) =>
+      run(req, "lookup", () => fuse.replyEntry(req, entries.lookup(L, inode(parent), name(n)))),
     forget: (ino, n) => {
       const i = L.inodes.get(ino);
       if (i) entries.forget(L, i, n);
     },
-    getattr: (req, ino) => run(req, "getattr", () => fuse.replyAttr(req, files.getattr(L, inode(ino)), L.opts.attrTimeout)),
+    getattr: (req, ino) =>
+      run(req, "getattr", () => fuse.replyAttr(req, files.getattr(L, inode(ino)), L.opts.attrTimeout)),
     setattr: (req, ino, attr, valid, fh) =>
       run(req, "setattr", () =>
         fuse.replyAttr(
@@ -60,10 +62,14 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
           L.opts.attrTimeout,
         ),
       ),
-    readlink: (req, ino) => run(req, "readlink", () => fuse.replyReadlink(req, entries.readlink(L, inode(ino)))),
-    mknod: (req, parent, n, mode) => run(req, "mknod", () => fuse.replyEntry(req, entries.mknod(L, inode(parent), name(n), mode))),
-    mkdir: (req, parent, n, mode) => run(req, "mkdir", () => fuse.replyEntry(req, entries.mkdir(L, inode(parent), name(n), mode))),
-    unlink: (req, parent, n) => run(req, "unlink", () => (entries.unlink(L, inode(parent), name(n)), ok(req))),
+    readlink: (req, ino) =>
+      run(req, "readlink", () => fuse.replyReadlink(req, entries.readlink(L, inode(ino)))),
+    mknod: (req, parent, n, mode) =>
+      run(req, "mknod", () => fuse.replyEntry(req, entries.mknod(L, inode(parent), name(n), mode))),
+    mkdir: (req, parent, n, mode) =>
+      run(req, "mkdir", () => fuse.replyEntry(req, entries.mkdir(L, inode(parent), name(n), mode))),
+    unlink: (req, parent, n) =>
+      run(req, "unlink", () => (entries.unlink(L, inode(parent), name(n)), ok(req))),
     rmdir: (req, parent, n) => run(req, "rmdir", () => (entries.rmdir(L, inode(parent), name(n)), ok(req))),
     symlink: (req, target, parent, n) =>
       run(req, "symlink", () => fuse.replyEntry(req, entries.symlink(L, inode(parent), name(n), target))),
@@ -73,7 +79,9 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
         ok(req);
       }),
     link: (req, ino, newParent, newName) =>
-      run(req, "link", () => fuse.replyEntry(req, entries.link(L, inode(ino), inode(newParent), name(newName)))),
+      run(req, "link", () =>
+        fuse.replyEntry(req, entries.link(L, inode(ino), inode(newParent), name(newName))),
+      ),
     open: (req, ino, fi) =>
       run(req, "open", () => {
         const h = files.open(L, inode(ino), fi.flags);
@@ -89,7 +97,8 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
         const { buf, length } = files.read(L, fileOf(fi.fh), size, off);
         fuse.replyBuf(req, buf, length);
       }),
-    write: (req, _ino, data, off, fi) => run(req, "write", () => fuse.replyWrite(req, files.write(L, fileOf(fi.fh), data, off))),
+    write: (req, _ino, data, off, fi) =>
+      run(req, "write", () => fuse.replyWrite(req, files.write(L, fileOf(fi.fh), data, off))),
     flush: (req) => ok(req),
     release: (req, _ino, fi) =>
       run(req, "release", () => {
@@ -97,7 +106,8 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
         if (h) files.release(L, h);
         ok(req);
       }),
-    fsync: (req, _ino, datasync, fi) => run(req, "fsync", () => (files.fsync(L, fileOf(fi.fh), datasync), ok(req))),
+    fsync: (req, _ino, datasync, fi) =>
+      run(req, "fsync", () => (files.fsync(L, fileOf(fi.fh), datasync), ok(req))),
     fallocate: (req, _ino, mode, off, length, fi) =>
       run(req, "fallocate", () => (files.fallocate(L, fileOf(fi.fh), mode, off, length), ok(req))),
     opendir: (req, ino) =>
@@ -123,13 +133,20 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
     fsyncdir: (req, ino) => run(req, "fsyncdir", () => (dirs.fsyncdir(L, inode(ino)), ok(req))),
     statfs: (req) => run(req, "statfs", () => fuse.replyStatfs(req, dirs.statfs(L))),
     setxattr: (req, ino, n, value, flags) =>
-      run(req, "setxattr", () => (xattrs.setxattr(L, inode(ino), n.toString("latin1"), value, flags), ok(req))),
+      run(
+        req,
+        "setxattr",
+        () => (xattrs.setxattr(L, inode(ino), n.toString("latin1"), value, flags), ok(req)),
+      ),
     getxattr: (req, ino, n, size) => {
       // the kernel asks for security.capability before every write: answer without a throw
       if (!xattrs.isUserName(n)) return fuse.replyErr(req, E.ENODATA);
-      run(req, "getxattr", () => replyXattrData(req, xattrs.getxattr(L, inode(ino), n.toString("latin1")), size));
+      run(req, "getxattr", () =>
+        replyXattrData(req, xattrs.getxattr(L, inode(ino), n.toString("latin1")), size),
+      );
     },
-    listxattr: (req, ino, size) => run(req, "listxattr", () => replyXattrData(req, xattrs.listxattr(L, inode(ino)), size)),
+    listxattr: (req, ino, size) =>
+      run(req, "listxattr", () => replyXattrData(req, xattrs.listxattr(L, inode(ino)), size)),
     removexattr: (req, ino, n) =>
       run(req, "removexattr", () => (xattrs.removexattr(L, inode(ino), n.toString("latin1")), ok(req))),
   };

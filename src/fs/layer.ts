@@ -66,7 +66,12 @@ export class Layer {
   dirIndex(dir: Inode): DirIndex {
     if (dir.dir) return dir.dir;
     if (!dir.isDir) fail(E.ENOTDIR);
-    const index = new DirIndex(this.lower, () => this.pathOf(dir), true, (m) => this.dirtyMetas.add(m));
+    const index = new DirIndex(
+      this.lower,
+      () => this.pathOf(dir),
+      true,
+      (m) => this.dirtyMetas.add(m),
+    );
     if (dir === this.area) index.keep.add(HOME_RECORD);
     dir.dir = index;
     return index;
@@ -74,7 +79,12 @@ export class Layer {
 
   /** Index for a directory the layer just created (empty, nothing to read). */
   newDirIndex(dir: Inode): DirIndex {
-    dir.dir = new DirIndex(this.lower, () => this.pathOf(dir), false, (m) => this.dirtyMetas.add(m));
+    dir.dir = new DirIndex(
+      this.lower,
+      () => this.pathOf(dir),
+      false,
+      (m) => this.dirtyMetas.add(m),
+    );
     return dir.dir;
   }
 
@@ -193,7 +203,10 @@ export class Layer {
       this.links.dir = null;
     }
     if (!present) {
-      warnOnce(`link:${namePath}`, `${showPath(namePath)} is a hard link whose data is missing; shown as the file it is`);
+      warnOnce(
+        `link:${namePath}`,
+        `${showPath(namePath)} is a hard link whose data is missing; shown as the file it is`,
+      );
       return null;
     }
     return this.inodes.add((ino) => new Inode(ino, this.links, id, id, "h", id));
@@ -277,7 +290,12 @@ export class Layer {
     let base = cur;
     if (!base) {
       const desc = this.describe(inode);
-      base = { name, kind: inode.kind === "h" ? "f" : inode.kind, mode: desc.mode & 0o7777, mtime: desc.mtime };
+      base = {
+        name,
+        kind: inode.kind === "h" ? "f" : inode.kind,
+        mode: desc.mode & 0o7777,
+        mtime: desc.mtime,
+      };
     }
     const rec: MetaRecord = { ...base, ...changes, name };
     if (inode.ino === ROOT_INO) rec.kind = "d";

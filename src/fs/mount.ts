@@ -29,7 +29,11 @@ export interface MountOptions {
 /** A problem the user can fix: the message says what happened and what to do. */
 export class MountError extends Error {}
 
-const FS_NAMES: Record<number, string> = { 0x4d44: "FAT (vfat)", 0x2011bab0: "exFAT", 0x65735546: "FUSE (e.g. exfat-fuse)" };
+const FS_NAMES: Record<number, string> = {
+  0x4d44: "FAT (vfat)",
+  0x2011bab0: "exFAT",
+  0x65735546: "FUSE (e.g. exfat-fuse)",
+};
 
 /** Checks the stick's pershome directory and writes the format marker if it has none. */
 export function prepareLower(lowerDir: string): void {
@@ -37,16 +41,22 @@ export function prepareLower(lowerDir: string): void {
   try {
     st = fs.lstatSync(lowerDir);
   } catch {
-    throw new MountError(`${lowerDir} does not exist. Create a "pershome" folder on the stick (or run "pershome init").`);
+    throw new MountError(
+      `${lowerDir} does not exist. Create a "pershome" folder on the stick (or run "pershome init").`,
+    );
   }
-  if (st.isSymbolicLink()) throw new MountError(`${lowerDir} is a symbolic link; give the stick's real pershome folder.`);
+  if (st.isSymbolicLink())
+    throw new MountError(`${lowerDir} is a symbolic link; give the stick's real pershome folder.`);
   if (!st.isDirectory()) throw new MountError(`${lowerDir} is not a folder.`);
   const area = `${lowerDir}/${AREA_DIR}`;
   const marker = `${area}/${MARKER_FILE}`;
   let text: Buffer | null = null;
   try {
     const ast = fs.lstatSync(area);
-    if (!ast.isDirectory()) throw new MountError(`${area} is not a folder; the stick looks damaged: run "pershome check --repair".`);
+    if (!ast.isDirectory())
+      throw new MountError(
+        `${area} is not a folder; the stick looks damaged: run "pershome check --repair".`,
+      );
     const fd = fs.openSync(marker, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     try {
       const buf = Buffer.alloc(4096);
@@ -65,7 +75,11 @@ export function prepareLower(lowerDir: string): void {
         `This stick was prepared by a newer pershome (format ${check.version}). Update pershome on this computer to use it.`,
       );
     }
-    if (!check.ok) log("warn", `${marker} is damaged; treating the stick as format 1 ("pershome check --repair" rewrites it)`);
+    if (!check.ok)
+      log(
+        "warn",
+        `${marker} is damaged; treating the stick as format 1 ("pershome check --repair" rewrites it)`,
+      );
     return;
   }
   fs.mkdirSync(area, { recursive: true });
@@ -134,7 +148,12 @@ export function startMount(o: MountOptions): RunningMount {
   };
   let session: FuseSession;
   try {
-    session = fuse.mount(o.mountpoint, filesystem.ops, { options: kernelOptions(o), debug: o.debug ?? false }, finish);
+    session = fuse.mount(
+      o.mountpoint,
+      filesystem.ops,
+      { options: kernelOptions(o), debug: o.debug ?? false },
+      finish,
+    );
   } catch (err) {
     clearInterval(timer);
     throw new MountError(`could not mount on ${o.mountpoint}: ${(err as Error).message}`);

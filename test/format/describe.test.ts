@@ -11,7 +11,13 @@ const file = (size: number, mtimeMs: number): StoredFacts => ({
   mtime: [Math.floor(mtimeMs / 1000), (mtimeMs % 1000) * 1e6],
 });
 const T = 1_700_000_000_000;
-const rec = (extra: Partial<MetaRecord> = {}): MetaRecord => ({ name: "f", kind: "f", mode: 0o600, fp: [10, T], ...extra });
+const rec = (extra: Partial<MetaRecord> = {}): MetaRecord => ({
+  name: "f",
+  kind: "f",
+  mode: 0o600,
+  fp: [10, T],
+  ...extra,
+});
 
 group("whether a record still applies", () => {
   it("applies to the file it fingerprinted, with FAT's 2 s steps", () => {

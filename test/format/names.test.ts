@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeName, encodeName, foldKey, storedToBytes, bytesToStored, twinVariant } from "../../src/format/names.js";
+import {
+  decodeName,
+  encodeName,
+  foldKey,
+  storedToBytes,
+  bytesToStored,
+  twinVariant,
+} from "../../src/format/names.js";
 
 const user = (s: string): string => Buffer.from(s, "utf8").toString("latin1");
 const bytes = (...b: number[]): string => Buffer.from(b).toString("latin1");
@@ -32,7 +39,9 @@ describe("name encoding", () => {
   });
 
   it("maps characters FAT forbids like Cygwin and WSL do", () => {
-    expect(encodeName(user('a:b*c?d"e<f>g|h\\i'))).toBe("a\uf03ab\uf02ac\uf03fd\uf022e\uf03cf\uf03eg\uf07ch\uf05ci");
+    expect(encodeName(user('a:b*c?d"e<f>g|h\\i'))).toBe(
+      "a\uf03ab\uf02ac\uf03fd\uf022e\uf03cf\uf03eg\uf07ch\uf05ci",
+    );
     expect(encodeName(user("tab\there"))).toBe("tab\uf009here");
   });
 
@@ -78,15 +87,21 @@ describe("name encoding", () => {
       }),
       { numRuns: 3000 },
     );
-    fc.assert(fc.property(utf8Name, (n) => {
+    fc.assert(
+      fc.property(utf8Name, (n) => {
         expect(decodeName(encodeName(n))).toBe(n);
-      }), { numRuns: 3000 });
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it("always gives a name FAT can hold, of at most 255 units (property)", () => {
-    fc.assert(fc.property(linuxName, (n) => {
+    fc.assert(
+      fc.property(linuxName, (n) => {
         expect(fatCanHold(encodeName(n))).toBe(true);
-      }), { numRuns: 3000 });
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it("gives different user names different stored names (property)", () => {

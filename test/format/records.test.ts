@@ -32,7 +32,13 @@ describe("metadata log", () => {
   it("keeps names, xattrs and targets that are not UTF-8", () => {
     const name = Buffer.from([0x66, 0xff]).toString("latin1");
     const x = new Map([["user.k", Buffer.from([0, 1, 255])]]);
-    const parsed = parseLog(log(snapshotText(1, [rec(name, { xattrs: x, kind: "l", target: Buffer.from([0xfe]).toString("latin1") })])));
+    const parsed = parseLog(
+      log(
+        snapshotText(1, [
+          rec(name, { xattrs: x, kind: "l", target: Buffer.from([0xfe]).toString("latin1") }),
+        ]),
+      ),
+    );
     const r = parsed.records.get(name);
     expect(r?.xattrs?.get("user.k")).toEqual(Buffer.from([0, 1, 255]));
     expect(r?.target).toBe(Buffer.from([0xfe]).toString("latin1"));
@@ -74,7 +80,10 @@ describe("metadata log", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 4000 }), fc.nat(200), (junk, cut) => {
         const good = snapshotText(2, [rec("a"), rec("b")]);
-        const mixed = Buffer.concat([Buffer.from(good.slice(0, Math.min(cut, good.length))), Buffer.from(junk)]);
+        const mixed = Buffer.concat([
+          Buffer.from(good.slice(0, Math.min(cut, good.length))),
+          Buffer.from(junk),
+        ]);
         const parsed = parseLog(mixed);
         for (const r of parsed.records.values()) expect(["a", "b"]).toContain(r.name);
         parseLog(Buffer.from(junk));

@@ -59,7 +59,11 @@ export function readdirplus(L: Layer, h: DirHandle, size: number, off: number): 
     if (used + need > size) break;
     if (i < 2) {
       used += need;
-      out.push({ name: Buffer.from(name), entry: { ...L.negativeEntry(), attrTimeout: 0, entryTimeout: 0 }, off: i + 1 });
+      out.push({
+        name: Buffer.from(name),
+        entry: { ...L.negativeEntry(), attrTimeout: 0, entryTimeout: 0 },
+        off: i + 1,
+      });
       continue;
     }
     const child = L.child(h.inode, name);

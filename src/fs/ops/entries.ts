@@ -159,7 +159,14 @@ function isInside(dir: Inode, ancestor: Inode): boolean {
   return false;
 }
 
-export function rename(L: Layer, parent: Inode, name: string, newParent: Inode, newName: string, flags: number): void {
+export function rename(
+  L: Layer,
+  parent: Inode,
+  name: string,
+  newParent: Inode,
+  newName: string,
+  flags: number,
+): void {
   if (flags & ~RENAME_NOREPLACE) fail(E.EINVAL); // RENAME_EXCHANGE/WHITEOUT: FAT cannot do them
   const srcIndex = L.dirIndex(parent);
   const dstIndex = L.dirIndex(newParent);
@@ -188,7 +195,11 @@ export function rename(L: Layer, parent: Inode, name: string, newParent: Inode, 
   const record = srcIndex.meta.get(srcEntry.stored);
   const srcPath = L.pathOf(parent) + "/" + srcEntry.stored;
   const dstPath = L.pathOf(newParent) + "/" + target;
-  if (parent === newParent && target !== srcEntry.stored && foldOfBytes(target) === foldOfBytes(srcEntry.stored)) {
+  if (
+    parent === newParent &&
+    target !== srcEntry.stored &&
+    foldOfBytes(target) === foldOfBytes(srcEntry.stored)
+  ) {
     caseOnlyRename(L, srcPath, L.pathOf(parent) + "/", target);
   } else {
     L.lower.rename(srcPath, dstPath);
@@ -238,7 +249,9 @@ function caseOnlyRename(L: Layer, srcPath: string, dirPath: string, target: stri
 }
 
 function placeholder(id: string): Buffer {
-  return Buffer.from(`pershome: this file has several names (hard links); its data is in .pershome/links/${id}\r\n`);
+  return Buffer.from(
+    `pershome: this file has several names (hard links); its data is in .pershome/links/${id}\r\n`,
+  );
 }
 
 /** Makes sure .pershome/links exists on the stick. */
@@ -277,7 +290,12 @@ function convertToLink(L: Layer, inode: Inode): void {
   links.add(id, id, false);
   L.lower.writeNew(dataPath, placeholder(id), false);
   const facts = L.lower.stat(dataPath);
-  meta.set({ name: inode.stored, kind: "h", linkId: id, fp: facts ? [facts.size, Math.floor(facts.mtimeMs)] : [0, 0] });
+  meta.set({
+    name: inode.stored,
+    kind: "h",
+    linkId: id,
+    fp: facts ? [facts.size, Math.floor(facts.mtimeMs)] : [0, 0],
+  });
   inode.kind = "h";
   inode.linkId = id;
   inode.parent = L.links;
@@ -291,7 +309,8 @@ export function link(L: Layer, inode: Inode, newParent: Inode, newName: string):
   if (inode.isDir) fail(E.EPERM);
   if (!inode.linked) fail(E.ENOENT);
   mustBeAbsent(L, newParent, newName);
-  if (inode.kind === "l" || inode.kind === "p" || inode.kind === "s") fail(E.EPERM, "hard links to special files are not supported on a stick");
+  if (inode.kind === "l" || inode.kind === "p" || inode.kind === "s")
+    fail(E.EPERM, "hard links to special files are not supported on a stick");
   if (inode.kind !== "h") convertToLink(L, inode);
   const { meta, name } = L.slotOf(inode);
   const count = (meta.get(name)?.nlink ?? 1) + 1;
@@ -303,7 +322,12 @@ export function link(L: Layer, inode: Inode, newParent: Inode, newName: string):
   const index = L.dirIndex(newParent);
   index.add(newName, stored, false);
   const facts = L.lower.stat(L.pathOf(newParent) + "/" + stored);
-  index.meta.set({ name: stored, kind: "h", linkId: id, fp: facts ? [facts.size, Math.floor(facts.mtimeMs)] : [0, 0] });
+  index.meta.set({
+    name: stored,
+    kind: "h",
+    linkId: id,
+    fp: facts ? [facts.size, Math.floor(facts.mtimeMs)] : [0, 0],
+  });
   newParent.children.set(newName, inode);
   inode.nlink = count;
   L.touchDir(newParent);

@@ -99,7 +99,13 @@ export function open(L: Layer, inode: Inode, flags: number): FileHandle {
   return h;
 }
 
-export function create(L: Layer, parent: Inode, name: string, mode: number, flags: number): { entry: EntryParam; h: FileHandle } {
+export function create(
+  L: Layer,
+  parent: Inode,
+  name: string,
+  mode: number,
+  flags: number,
+): { entry: EntryParam; h: FileHandle } {
   if (L.dirIndex(parent).byUser.has(name)) fail(E.EEXIST);
   let fd = -1;
   const stored = L.createStored(parent, name, (path) => {
@@ -129,7 +135,10 @@ export function write(L: Layer, h: FileHandle, data: Buffer, off: number): numbe
     n = L.lower.write(h.fd, data, off);
   } catch (err) {
     if (hasCode(err, "EFBIG")) {
-      warnOnce(`efbig:${h.inode.ino}`, `cannot grow ${showPath(L.pathOf(h.inode))} past 4 GiB: FAT32 cannot hold larger files (use an exFAT stick for such files)`);
+      warnOnce(
+        `efbig:${h.inode.ino}`,
+        `cannot grow ${showPath(L.pathOf(h.inode))} past 4 GiB: FAT32 cannot hold larger files (use an exFAT stick for such files)`,
+      );
     }
     throw err;
   }
@@ -144,7 +153,8 @@ function settle(L: Layer, h: FileHandle, closing: boolean): void {
   const inode = h.inode;
   if (!inode.linked) return;
   const stillWriting = inode.writers - (closing && h.writable ? 1 : 0) > 0;
-  if (h.dirty || (closing && h.writable && !stillWriting)) L.refreshFingerprint(inode, { writing: stillWriting });
+  if (h.dirty || (closing && h.writable && !stillWriting))
+    L.refreshFingerprint(inode, { writing: stillWriting });
   h.dirty = false;
 }
 
