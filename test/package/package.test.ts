@@ -11,8 +11,17 @@
 //
 // Needs root, debootstrap, dpkg-deb, lintian, chroot and the Debian mirror (ci/apt-packages.txt).
 
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -21,18 +30,34 @@ const WORK = join(TOP, ".cache", "package-test");
 const ROOT = join(WORK, "root");
 const isRoot = process.getuid?.() === 0;
 
-function sh(cmd: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
-  const r: SpawnSyncReturns<string> = spawnSync(cmd, args, {
-    encoding: "utf8",
-    env: { ...process.env, ...opts.env },
-    timeout: opts.timeoutMs ?? 300_000,
-    maxBuffer: 64 << 20,
+type Opts = { env?: Record<string, string>; timeoutMs?: number };
+type Result = { code: number; stdout: string; stderr: string; all: string };
+
+/** Runs a command without blocking the event loop (vitest's worker must keep talking). */
+function sh(cmd: string, args: string[], opts: Opts = {}): Promise<Result> {
+  return new Promise((done) => {
+    const child = spawn(cmd, args, {
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 300_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      done({ code: code ?? -1, stdout, stderr, all: stdout + stderr });
+    });
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      done({ code: -1, stdout, stderr: String(e), all: stdout + String(e) });
+    });
   });
-  return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "", all: `${r.stdout ?? ""}${r.stderr ?? ""}` };
 }
 
-function must(cmd: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
-  const r = sh(cmd, args, opts);
+async function must(cmd: string, args: string[], opts: Opts = {}): Promise<Result> {
+  const r = await sh(cmd, args, opts);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.code}):\n${r.all.slice(-4000)}`);
   return r;
 }
@@ -44,11 +69,11 @@ const CHROOT_ENV = {
 };
 
 /** Runs a shell command inside the clean root. */
-function inRoot(script: string, timeoutMs = 300_000) {
+function inRoot(script: string, timeoutMs = 300_000): Promise<Result> {
   return sh("chroot", [ROOT, "/bin/sh", "-ec", script], { env: CHROOT_ENV, timeoutMs });
 }
-function mustInRoot(script: string, timeoutMs = 300_000) {
-  const r = inRoot(script, timeoutMs);
+async function mustInRoot(script: string, timeoutMs = 300_000): Promise<Result> {
+  const r = await inRoot(script, timeoutMs);
   if (r.code !== 0) throw new Error(`in root: ${script}\nfailed (${r.code}):\n${r.all.slice(-4000)}`);
   return r;
 }
@@ -56,7 +81,9 @@ function mustInRoot(script: string, timeoutMs = 300_000) {
 /** The bytes of the machine's PAM stack (and pam-auth-update's state) in the root. */
 function pamState(): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const f of readdirSync(join(ROOT, "etc/pam.d")).filter((n) => n.startsWith("common-")).sort()) {
+  for (const f of readdirSync(join(ROOT, "etc/pam.d"))
+    .filter((n) => n.startsWith("common-"))
+    .sort()) {
     out[`/etc/pam.d/${f}`] = readFileSync(join(ROOT, "etc/pam.d", f)).toString("base64");
   }
   return out;
@@ -73,29 +100,38 @@ function teardownRoot(): void {
     if (mounted(m)) spawnSync("umount", ["-l", m]);
   }
   // never rm -rf through a mount still in place
-  if (!mounted(join(ROOT, "proc")) && !mounted(join(ROOT, "dev/pts"))) rmSync(ROOT, { recursive: true, force: true });
+  if (!mounted(join(ROOT, "proc")) && !mounted(join(ROOT, "dev/pts")))
+    rmSync(ROOT, { recursive: true, force: true });
 }
 
 let deb = "";
 let debName = "";
 
 describe.skipIf(!isRoot)("Debian package", () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     mkdirSync(WORK, { recursive: true });
     // 1. the package, built exactly as `npm run package` does (into the test's own directory)
     const out = join(WORK, "out");
     rmSync(out, { recursive: true, force: true });
-    const built = must("bash", [join(TOP, "ci/build-deb.sh")], { env: { OUT: out }, timeoutMs: 900_000 });
+    const built = await must("bash", [join(TOP, "ci/build-deb.sh")], {
+      env: { OUT: out },
+      timeoutMs: 900_000,
+    });
     deb = built.stdout.trim().split("\n").pop()!;
     debName = deb.split("/").pop()!;
     expect(existsSync(deb)).toBe(true);
 
     // 2. a fresh copy of the cached clean Debian 12 root
-    const cached = must("bash", [join(TOP, "test/package/make-root.sh")], { timeoutMs: 900_000 }).stdout.trim().split("\n").pop()!;
+    const cached = (
+      await must("bash", [join(TOP, "test/package/make-root.sh")], { timeoutMs: 900_000 })
+    ).stdout
+      .trim()
+      .split("\n")
+      .pop()!;
     teardownRoot();
-    must("cp", ["-a", cached, ROOT]);
+    await must("cp", ["-a", cached, ROOT]);
     copyFileSync("/etc/resolv.conf", join(ROOT, "etc/resolv.conf"));
-    must("mount", ["-t", "proc", "proc", join(ROOT, "proc")]);
+    await must("mount", ["-t", "proc", "proc", join(ROOT, "proc")]);
     // no daemons start inside the chroot
     writeFileSync(join(ROOT, "usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 101\n");
     chmodSync(join(ROOT, "usr/sbin/policy-rc.d"), 0o755);
@@ -122,48 +158,60 @@ describe.skipIf(!isRoot)("Debian package", () => {
         "",
       ].join("\n"),
     );
-    must("dpkg-deb", ["--root-owner-group", "--build", nd, join(ROOT, "tmp/nodejs-standin.deb")]);
+    await must("dpkg-deb", ["--root-owner-group", "--build", nd, join(ROOT, "tmp/nodejs-standin.deb")]);
 
-    mustInRoot("apt-get update -q", 600_000);
-    mustInRoot("apt-get install -y -q /tmp/nodejs-standin.deb", 600_000);
+    await mustInRoot("apt-get update -q", 600_000);
+    await mustInRoot("apt-get install -y -q /tmp/nodejs-standin.deb", 600_000);
   }, 1_800_000);
 
   afterAll(() => {
     if (existsSync(ROOT)) teardownRoot();
   });
 
-  it("lintian finds no errors", () => {
-    const r = sh("lintian", ["--fail-on", "error", "--suppress-tags", "running-with-root-privileges", deb], { timeoutMs: 600_000 });
+  it("lintian finds no errors", async () => {
+    const r = await sh("lintian", ["--fail-on", "error", deb], { timeoutMs: 600_000 });
     mkdirSync(join(TOP, "reports"), { recursive: true });
     writeFileSync(join(TOP, "reports/lintian.txt"), r.all);
     expect(r.all).not.toMatch(/^E: /m);
     expect(r.code, r.all).toBe(0);
   }, 600_000);
 
-  it("the control data declares the real dependencies and the conffiles", () => {
-    const control = must("dpkg-deb", ["-f", deb]).stdout;
+  it("the control data declares the real dependencies and the conffiles", async () => {
+    const control = (await must("dpkg-deb", ["-f", deb])).stdout;
     expect(control).toMatch(/^Depends:.*nodejs \(>= 20\.15\)/m);
-    for (const dep of ["fuse3", "libfuse3-3", "exfat-fuse | exfatprogs", "libpam-modules", "libpam-runtime"]) {
+    for (const dep of [
+      "fuse3",
+      "libfuse3-3",
+      "exfat-fuse | exfatprogs",
+      "libpam-modules",
+      "libpam-runtime",
+    ]) {
       expect(control).toContain(dep);
     }
     expect(control).toMatch(/^Recommends:.*zenity/m);
-    const conffiles = must("dpkg-deb", ["--info", deb, "conffiles"]).stdout;
+    const conffiles = (await must("dpkg-deb", ["--info", deb, "conffiles"])).stdout;
     expect(conffiles).toContain("/etc/pershome/pershome.conf");
   });
 
-  it("installs with apt, registers the PAM profile without changing the PAM stack, and purges clean", () => {
+  it("installs with apt, registers the PAM profile without changing the PAM stack, and purges clean", async () => {
     const before = pamState();
-    const seenBefore = existsSync(join(ROOT, "var/lib/pam/seen")) ? readFileSync(join(ROOT, "var/lib/pam/seen"), "utf8") : "";
+    const seenBefore = existsSync(join(ROOT, "var/lib/pam/seen"))
+      ? readFileSync(join(ROOT, "var/lib/pam/seen"), "utf8")
+      : "";
     expect(seenBefore).not.toContain("pershome");
 
-    mustInRoot(`apt-get install -y -q --no-install-recommends /tmp/${debName}`, 900_000);
+    await mustInRoot(`apt-get install -y -q --no-install-recommends /tmp/${debName}`, 900_000);
 
     // the command
-    expect(mustInRoot("pershome --version").stdout.trim()).toMatch(/^pershome \d+\.\d+\.\d+/);
-    expect(mustInRoot("pershome --help").stdout).toContain("pershome init");
+    expect((await mustInRoot("pershome --version")).stdout.trim()).toMatch(/^pershome \d+\.\d+\.\d+/);
+    expect((await mustInRoot("pershome --help")).stdout).toContain("pershome init");
     // the libfuse3 addon loads against Debian's libfuse3-3
     expect(
-      mustInRoot(`node --input-type=module -e "const m = await import('/usr/lib/pershome/dist/src/native/index.js'); console.log(typeof m.fuse)"`).stdout.trim(),
+      (
+        await mustInRoot(
+          `node --input-type=module -e "const m = await import('/usr/lib/pershome/dist/src/native/index.js'); console.log(typeof m.fuse)"`,
+        )
+      ).stdout.trim(),
     ).toBe("object");
     // files where docs/login.md says they go
     for (const f of [
@@ -187,47 +235,55 @@ describe.skipIf(!isRoot)("Debian package", () => {
     expect(existsSync(join(ROOT, "usr/lib/pershome/node_modules/vitest"))).toBe(false);
     expect(existsSync(join(ROOT, "usr/lib/pershome/node_modules/typescript"))).toBe(false);
     // every path the data files hard-code exists in the installed package
-    for (const f of ["usr/share/pam-configs/pershome", "lib/systemd/system/pershome@.service", "etc/xdg/autostart/pershome-notify.desktop"]) {
+    for (const f of [
+      "usr/share/pam-configs/pershome",
+      "lib/systemd/system/pershome@.service",
+      "etc/xdg/autostart/pershome-notify.desktop",
+    ]) {
       for (const p of readFileSync(join(ROOT, f), "utf8").match(/\/usr\/lib\/pershome\/[^\s]+/g) ?? []) {
         expect(existsSync(join(ROOT, p)), `${p} (named in ${f})`).toBe(true);
       }
     }
-    expect(mustInRoot("dpkg-query -W -f '${Conffiles}' pershome").stdout).toContain("/etc/pershome/pershome.conf");
+    expect((await mustInRoot("dpkg-query -W -f '${Conffiles}' pershome")).stdout).toContain(
+      "/etc/pershome/pershome.conf",
+    );
 
     // pam-auth-update knows the profile (it lists it among the profiles it has seen) …
     expect(readFileSync(join(ROOT, "var/lib/pam/seen"), "utf8").split("\n")).toContain("pershome");
     // … but it is Default: no, so the PAM stack is exactly as before, even after another run
-    mustInRoot("pam-auth-update --package");
+    await mustInRoot("pam-auth-update --package");
     expect(pamState()).toEqual(before);
     expect(readFileSync(join(ROOT, "etc/pam.d/common-session"), "utf8")).not.toContain("pershome");
 
     // remove: the conffile stays, the profile goes, the stack is as before
-    mustInRoot("mkdir -p /run/pershome/nobody /run/pershome-notify");
-    mustInRoot("apt-get remove -y -q pershome");
+    await mustInRoot("mkdir -p /run/pershome/nobody /run/pershome-notify");
+    await mustInRoot("apt-get remove -y -q pershome");
     expect(existsSync(join(ROOT, "usr/share/pam-configs/pershome"))).toBe(false);
     expect(existsSync(join(ROOT, "etc/pershome/pershome.conf"))).toBe(true);
     expect(pamState()).toEqual(before);
 
     // purge: what the package added is gone
-    mustInRoot("apt-get purge -y -q pershome");
+    await mustInRoot("apt-get purge -y -q pershome");
     expect(existsSync(join(ROOT, "etc/pershome"))).toBe(false);
     expect(existsSync(join(ROOT, "run/pershome"))).toBe(false);
     expect(existsSync(join(ROOT, "run/pershome-notify"))).toBe(false);
-    expect(inRoot("dpkg-query -W -f '${Status}' pershome").stdout).not.toContain("installed");
+    expect((await inRoot("dpkg-query -W -f '${Status}' pershome")).stdout).not.toContain("installed");
     expect(pamState()).toEqual(before);
     expect(readFileSync(join(ROOT, "var/lib/pam/seen"), "utf8")).toBe(seenBefore);
   }, 1_200_000);
 
-  it("an admin who enabled the profile gets the hook line, and removal takes it out again", () => {
+  it("an admin who enabled the profile gets the hook line, and removal takes it out again", async () => {
     const before = pamState();
-    mustInRoot(`apt-get install -y -q --no-install-recommends /tmp/${debName}`, 900_000);
-    mustInRoot("pam-auth-update --enable pershome");
+    await mustInRoot(`apt-get install -y -q --no-install-recommends /tmp/${debName}`, 900_000);
+    await mustInRoot("pam-auth-update --enable pershome");
     const session = readFileSync(join(ROOT, "etc/pam.d/common-session"), "utf8");
-    expect(session).toMatch(/^session\s+optional\s+pam_exec\.so seteuid stdout quiet \/usr\/lib\/pershome\/bin\/pershome-pam-hook$/m);
+    expect(session).toMatch(
+      /^session\s+optional\s+pam_exec\.so seteuid stdout quiet \/usr\/lib\/pershome\/bin\/pershome-pam-hook$/m,
+    );
     // upgrade (reinstall) keeps it enabled and the conffile untouched
-    mustInRoot(`apt-get install -y -q --reinstall /tmp/${debName}`, 900_000);
+    await mustInRoot(`apt-get install -y -q --reinstall /tmp/${debName}`, 900_000);
     expect(readFileSync(join(ROOT, "etc/pam.d/common-session"), "utf8")).toBe(session);
-    mustInRoot("apt-get purge -y -q pershome");
+    await mustInRoot("apt-get purge -y -q pershome");
     expect(pamState()).toEqual(before);
   }, 1_200_000);
 });
