@@ -43,7 +43,8 @@ nodedir=$(npm config get nodedir 2>/dev/null || true)
 case $nodedir in "" | undefined | null) nodedir_arg=() ;; *) nodedir_arg=(--nodedir="$nodedir") ;; esac
 # Debian's hardening flags (fortify, stack protector, relro, bindnow) on top of binding.gyp's
 export DEB_BUILD_MAINT_OPTIONS=hardening=+all
-CFLAGS="$(dpkg-buildflags --get CPPFLAGS) $(dpkg-buildflags --get CFLAGS)"
+# (the staging path is random: map it away so the addon is the same bytes on every build)
+CFLAGS="$(dpkg-buildflags --get CPPFLAGS) $(dpkg-buildflags --get CFLAGS) -ffile-prefix-map=$work=."
 LDFLAGS="$(dpkg-buildflags --get LDFLAGS)"
 (cd "$work/native" && CFLAGS=$CFLAGS LDFLAGS=$LDFLAGS PERSHOME_ASAN=0 node "$gyp" rebuild "${nodedir_arg[@]}" --loglevel=warn >&2)
 install -m 0644 "$work/native/build/Release/pershome_fuse.node" "$app/src/native/build/Release/"
