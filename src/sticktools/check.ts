@@ -7,7 +7,7 @@
  * carries the fixes out.
  */
 import fs from "node:fs";
-import { fingerprint, recordApplies } from "../format/describe.js";
+import { fingerprint, recordApplies, sameStoredTime } from "../format/describe.js";
 import type { StoredFacts } from "../format/describe.js";
 import { AREA_DIR } from "../format/marker.js";
 import { isReservedStored } from "../format/names.js";
@@ -254,7 +254,8 @@ function stillMatches(d: DirScan, name: string, rec: MetaRecord, facts: StoredFa
 function sameFp(fp: readonly [number, number] | undefined, facts: StoredFacts): boolean {
   if (!fp || !facts.isFile) return false;
   const [size, ms] = fingerprint(facts);
-  return fp[0] === size && Math.abs(fp[1] - ms) <= 2000;
+  // the layer's own rule: FAT's 2 s steps and a time-zone shift still count as "not changed"
+  return fp[0] === size && sameStoredTime(fp[1], ms);
 }
 
 /** Reads the whole stick home and lists what does not match. Changes nothing. */

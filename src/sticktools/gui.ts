@@ -159,7 +159,7 @@ export async function guiCommand(a: GuiArgs, out: Output): Promise<number> {
     reason = err instanceof StickError ? err.reason : "io-error";
   }
   // let the student see that something happened
-  const wait = 1500 - (Date.now() - shown);
+  const wait = 2500 - (Date.now() - shown);
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   if (progress) {
     const p: ChildProcess = progress;

@@ -35,32 +35,81 @@ beforeAll(async () => {
 async function windowNamed(title: string, timeoutMs = 60_000): Promise<string> {
   const id = await waitFor(
     async () => {
-      const r = await run("xdotool", ["search", "--name", `^${title.replace(/[?.]/g, "\\$&")}$`], { env });
+      const r = await run(
+        "xdotool",
+        ["search", "--onlyvisible", "--name", `^${title.replace(/[?.]/g, "\\$&")}$`],
+        { env },
+      );
       return r.code === 0 ? r.stdout.trim().split("\n")[0] : undefined;
     },
     timeoutMs,
-    200,
+    100,
   );
-  if (!id) throw new Error(`no window "${title}" appeared`);
-  await sleep(700); // let GTK draw it
+  if (!id) {
+    const seen = await run("xdotool", ["search", "--name", "pershome"], { env });
+    const names = await Promise.all(
+      seen.stdout
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map(async (w) => (await run("xdotool", ["getwindowname", w], { env })).stdout.trim()),
+    );
+    throw new Error(
+      `no window "${title}" appeared; windows now: ${JSON.stringify(names)}; the helper said: ${lastGui?.stderr() ?? ""}`,
+    );
+  }
+  await sleep(300); // let GTK draw it
   return id;
 }
 
-async function shot(name: string): Promise<string> {
+/** A screenshot of one dialog window (kept), once it is painted (not a blank rectangle). */
+async function shot(win: string, name: string): Promise<string> {
   const file = join(SHOTS, name);
-  const r = await run("import", ["-window", "root", file], { env });
-  expect(r.code, r.stderr).toBe(0);
-  // a dialog was drawn: more than a handful of colours (text, buttons), not a blank screen
-  const colours = await run("convert", [file, "-format", "%k", "info:"]);
-  expect(Number(colours.stdout.trim()), colours.stderr).toBeGreaterThan(20);
+  let colours = 0;
+  const deadline = Date.now() + 20_000;
+  while (colours < 8 && Date.now() < deadline) {
+    const r = await run("import", ["-window", win, file], { env });
+    expect(r.code, r.stderr).toBe(0);
+    colours = Number((await run("convert", [file, "-format", "%k", "info:"])).stdout.trim());
+    if (colours < 8) await sleep(200);
+  }
+  expect(colours, `${name}: the window stayed blank`).toBeGreaterThanOrEqual(8);
   return file;
 }
 
-async function keys(win: string, ...k: string[]): Promise<void> {
-  expect((await run("xdotool", ["windowfocus", "--sync", win], { env })).code).toBe(0);
-  const r = await run("xdotool", ["key", "--delay", "80", ...k], { env });
-  expect(r.code, r.stderr).toBe(0);
+/** Sends input to a dialog until it closes (a dialog mapped a moment ago may miss the first try). */
+async function answer(win: string, send: () => Promise<void>): Promise<void> {
+  for (let attempt = 0; attempt < 4; attempt++) {
+    await run("xdotool", ["windowfocus", "--sync", win], { env });
+    await sleep(150);
+    await send();
+    const gone = await waitFor(
+      async () => (await run("xdotool", ["getwindowname", win], { env })).code !== 0,
+      4000,
+      100,
+    );
+    if (gone) return;
+  }
+  throw new Error(`window ${win} did not react to the keys`);
 }
+
+async function keys(win: string, ...k: string[]): Promise<void> {
+  await answer(win, async () => {
+    const r = await run("xdotool", ["key", "--delay", "80", ...k], { env });
+    expect(r.code, r.stderr).toBe(0);
+  });
+}
+
+/** Picks a stick in the list by typing its device (the list's search): robust to other sticks. */
+async function pickStick(win: string, device: string): Promise<void> {
+  await answer(win, async () => {
+    expect((await run("xdotool", ["type", "--delay", "60", device], { env })).code).toBe(0);
+    await sleep(300);
+    expect((await run("xdotool", ["key", "Return"], { env })).code).toBe(0);
+  });
+}
+
+let lastGui: { stderr(): string } | null = null;
 
 function startGui(): { done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
   const child = spawn(process.execPath, [CLI, "gui", "--json"], {
@@ -72,6 +121,7 @@ function startGui(): { done: Promise<{ code: number | null; stdout: string; stde
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
   child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
   const untrack = track({ what: "pershome gui", undo: () => killSync(child.pid) });
+  lastGui = { stderr: () => stderr };
   const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) =>
     child.once("exit", (code) => {
       untrack();
@@ -81,7 +131,7 @@ function startGui(): { done: Promise<{ code: number | null; stdout: string; stde
   return { done };
 }
 
-/** The row of our stick in the helper's list (the order `pershome sticks` gives). */
+/** Our stick is among those the helper lists (the same list `pershome sticks` gives). */
 async function rowOf(loop: string): Promise<number> {
   const list = json(await pershome(["sticks", "--json"])).sticks as { device: string }[];
   const i = list.findIndex((c) => c.device === loop);
@@ -95,22 +145,22 @@ describe("the graphical stick helper under Xvfb", () => {
     { timeout: 180_000 },
     async () => {
       const s = await exfatHostStick(dir, "gui", 32, "GUISTICK");
-      const row = await rowOf(s.loop);
+      await rowOf(s.loop);
       const gui = startGui();
 
       const pick = await windowNamed("pershome: choose your stick");
-      await shot("gui-1-choose-stick.png");
-      await keys(pick, "Home", ...Array<string>(row).fill("Down"), "Return");
+      await shot(pick, "gui-1-choose-stick.png");
+      await pickStick(pick, s.loop);
 
       const confirm = await windowNamed("pershome: prepare this stick?");
-      await shot("gui-2-confirm.png");
+      await shot(confirm, "gui-2-confirm.png");
       await keys(confirm, "Return");
 
-      await windowNamed("pershome: preparing the stick", 20_000);
-      await shot("gui-3-preparing.png");
+      const working = await windowNamed("pershome: preparing the stick", 20_000);
+      await shot(working, "gui-3-preparing.png");
 
       const done = await windowNamed("pershome: your stick is ready");
-      await shot("gui-4-ready.png");
+      await shot(done, "gui-4-ready.png");
       await keys(done, "Return");
 
       const r = await gui.done;
@@ -135,17 +185,16 @@ describe("the graphical stick helper under Xvfb", () => {
       const s = await exfatHostStick(dir, "guiro", 32, "ROSTICK");
       await s.detach();
       await s.attach({ readOnly: true });
-      const row = await rowOf(s.loop);
+      await rowOf(s.loop);
       const gui = startGui();
-      await keys(
-        await windowNamed("pershome: choose your stick"),
-        "Home",
-        ...Array<string>(row).fill("Down"),
-        "Return",
-      );
-      await keys(await windowNamed("pershome: prepare this stick?"), "Return");
+      const pick = await windowNamed("pershome: choose your stick");
+      await shot(pick, "gui-ro-1-choose-stick.png");
+      await pickStick(pick, s.loop);
+      const confirm = await windowNamed("pershome: prepare this stick?");
+      await shot(confirm, "gui-ro-2-confirm.png");
+      await keys(confirm, "Return");
       const err = await windowNamed("pershome: the stick was not prepared");
-      await shot("gui-5-error-read-only.png");
+      await shot(err, "gui-5-error-read-only.png");
       await keys(err, "Return");
       const r = await gui.done;
       expect(r.code).toBe(1);
@@ -161,15 +210,14 @@ describe("the graphical stick helper under Xvfb", () => {
 
   it("cancelling at the question changes nothing", { timeout: 120_000 }, async () => {
     const s = await exfatHostStick(dir, "guicancel", 32, "CANCEL");
-    const row = await rowOf(s.loop);
+    await rowOf(s.loop);
     const gui = startGui();
-    await keys(
-      await windowNamed("pershome: choose your stick"),
-      "Home",
-      ...Array<string>(row).fill("Down"),
-      "Return",
-    );
-    await keys(await windowNamed("pershome: prepare this stick?"), "Escape");
+    const pick = await windowNamed("pershome: choose your stick");
+    await shot(pick, "gui-cancel-1-choose-stick.png");
+    await pickStick(pick, s.loop);
+    const confirm = await windowNamed("pershome: prepare this stick?");
+    await shot(confirm, "gui-cancel-2-confirm.png");
+    await keys(confirm, "Escape");
     const r = await gui.done;
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, reason: "cancelled" });
