@@ -17,6 +17,7 @@ import {
   linkSync,
   unlinkSync,
 } from "node:fs";
+import { existsSync, lstatSync, readlinkSync, symlinkSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { recordLine } from "../../src/format/records.js";
@@ -178,6 +179,49 @@ describe("pershome check --repair on exFAT", () => {
     try {
       expect(readFileSync(join(mnt, "three"), "utf8")).toBe("3\n");
       expect(statSync(join(mnt, "three")).nlink).toBe(2);
+    } finally {
+      await layer.stop();
+    }
+    await s.detach();
+  });
+
+  it("an interrupted save, files edited elsewhere, a symlink touched elsewhere: each found, fixed, and the second check is clean", async () => {
+    const s = await exfatHostStick(dir, "edits", 64);
+    expect((await pershome(["init", s.root])).code).toBe(0);
+    const mnt = join(dir, "edits-layer");
+    mkdirSync(mnt, { recursive: true });
+    let layer = await mountLayer(s.home, mnt);
+    mkdirSync(join(mnt, "p"));
+    writeFileSync(join(mnt, "p/keep.sh"), "#!/bin/sh\n", { mode: 0o755 });
+    writeFileSync(join(mnt, "p/edited.txt"), "before\n", { mode: 0o600 });
+    symlinkSync("keep.sh", join(mnt, "p/ln"));
+    await layer.stop();
+
+    const logA = join(s.home, "p/.pershome.meta.a");
+    const text = readFileSync(logA, "utf8");
+    // a compaction cut short: the other slot has a newer header and some records, no end line
+    const lines = text.split("\n");
+    writeFileSync(join(s.home, "p/.pershome.meta.b"), lines.slice(1, 2).join("\n") + "\n");
+    writeFileSync(join(s.home, "p/edited.txt"), "edited on Windows, longer\n"); // fingerprint changes
+    utimesSync(join(s.home, "p/ln"), new Date("2024-01-01"), new Date("2024-01-01")); // touched, same content
+
+    const c = await pershome(["check", s.root, "--json"]);
+    expect(c.code, c.stdout).toBe(2);
+    expect(kinds(c)).toEqual(["log-leftover", "record-refresh", "record-stale"]);
+    const fix = await pershome(["check", "--repair", s.root]);
+    expect(fix.code, fix.stdout).toBe(0);
+    expect(
+      existsSync(join(s.home, "p/.pershome.meta.a")) !== existsSync(join(s.home, "p/.pershome.meta.b")),
+    ).toBe(true);
+    expect((await pershome(["check", s.root, "--json"])).code).toBe(0);
+
+    layer = await mountLayer(s.home, mnt);
+    try {
+      expect(statSync(join(mnt, "p/keep.sh")).mode & 0o777).toBe(0o755);
+      expect(statSync(join(mnt, "p/edited.txt")).mode & 0o777).toBe(0o644); // its old record no longer applies
+      expect(readFileSync(join(mnt, "p/edited.txt"), "utf8")).toBe("edited on Windows, longer\n");
+      expect(lstatSync(join(mnt, "p/ln")).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(join(mnt, "p/ln"))).toBe("keep.sh");
     } finally {
       await layer.stop();
     }
