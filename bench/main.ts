@@ -1,0 +1,276 @@
+// npm run bench [-- --quick] [-- --workloads a,b] [-- --repeat N] [-- --lowers plain,exfat]
+//   [-- --cpu-prof]: runs each workload on each lower with each candidate, candidates interleaved,
+// and writes reports/bench/<YYYY-MM-DD-HHMM>/ (report.md, chart.svg, results.json, machine.txt).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { CANDIDATES, type CandidateName, memoryOf, mountCandidate, type Mounted, ROOT } from "./candidates.js";
+import { type Lower, makeLower } from "./lowers.js";
+import { topSelfTime } from "./profile.js";
+import { markdown, type Row, svg } from "./report.js";
+import { must, sh, sleep, timed } from "./sh.js";
+import { type Step, WORKLOAD_NAMES, type Workload, workloads } from "./workloads.js";
+
+interface Options {
+  quick: boolean;
+  repeat: number;
+  workloads: string[];
+  lowers: ("plain" | "exfat")[];
+  manyFiles: number;
+  seqMb: number;
+  tree: string;
+  cpuProf: boolean;
+  candidates: CandidateName[];
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    quick: false,
+    repeat: 3,
+    workloads: WORKLOAD_NAMES,
+    lowers: ["plain", "exfat"],
+    manyFiles: 100_000,
+    seqMb: 500,
+    tree: "/usr/include",
+    cpuProf: false,
+    candidates: CANDIDATES,
+  };
+  let repeatSet = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--quick") o.quick = true;
+    else if (a === "--repeat") (o.repeat = Number(val())), (repeatSet = true);
+    else if (a === "--workloads") o.workloads = val().split(",");
+    else if (a === "--lowers") o.lowers = val().split(",") as Options["lowers"];
+    else if (a === "--candidates") o.candidates = val().split(",") as CandidateName[];
+    else if (a === "--many") o.manyFiles = Number(val());
+    else if (a === "--seq-mb") o.seqMb = Number(val());
+    else if (a === "--tree") o.tree = val();
+    else if (a === "--cpu-prof") o.cpuProf = true;
+    else if (a === "--fat32") throw new Error("--fat32 is not done yet: FAT32 needs the micro-VM (see docs/benchmarks.md)");
+    else throw new Error(`unknown option ${a}`);
+  }
+  if (o.quick && !repeatSet) o.repeat = 1;
+  for (const w of o.workloads) if (!WORKLOAD_NAMES.includes(w)) throw new Error(`unknown workload ${w}`);
+  return o;
+}
+
+const stamp = (): string => new Date().toISOString().slice(0, 16).replace("T", "-").replace(":", "");
+const say = (s: string): void => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
+
+async function machineNote(): Promise<string> {
+  const lscpu = (await sh("lscpu | grep -E 'Model name|^CPU\\(s\\)'")).out.trim();
+  return [
+    `nproc: ${os.availableParallelism()}`,
+    lscpu,
+    `memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `kernel: ${os.release()}`,
+    `node: ${process.version}`,
+    `bindfs: ${(await sh("dpkg-query -W -f '${Version}' bindfs")).out}`,
+    `fuse-posixovl: ${(await sh("dpkg-query -W -f '${Version}' fuse-posixovl")).out}`,
+    `exfat-fuse: ${(await sh("dpkg-query -W -f '${Version}' exfat-fuse")).out}`,
+  ].join("\n");
+}
+
+const loadavg = (): string => os.loadavg().map((x) => x.toFixed(2)).join(" ");
+
+class Runner {
+  rows: Row[] = [];
+  private seq = 0;
+  constructor(
+    private o: Options,
+    private work: string,
+    private out: string,
+  ) {}
+
+  private row(lower: string, step: string, kind: string, c: CandidateName): Row {
+    let r = this.rows.find((x) => x.lower === lower && x.step === step && x.candidate === c);
+    if (!r) {
+      r = { lower, step, kind, candidate: c, values: [], status: "ok" };
+      this.rows.push(r);
+    }
+    return r;
+  }
+
+  private mnt(): string {
+    return `${this.work}/mnt`;
+  }
+
+  private mount(c: CandidateName, lower: string, probe?: string): Promise<Mounted> {
+    const prof = this.o.cpuProf && c === "pershome" ? path.join(this.out, "cpu-prof") : undefined;
+    return mountCandidate(c, lower, this.mnt(), { ...(probe ? { probe } : {}), ...(prof ? { cpuProfDir: prof } : {}) });
+  }
+
+  /** One workload, one candidate, one repeat, in a fresh folder of the lower. */
+  async runOnce(low: Lower, w: Workload, c: CandidateName): Promise<void> {
+    const lowerDir = `${low.root}/run${++this.seq}`;
+    fs.mkdirSync(lowerDir);
+    let m: Mounted | undefined;
+    let failed = false;
+    try {
+      try {
+        m = await this.mount(c, lowerDir);
+        if (w.setup) await must(w.setup, m.dir);
+      } catch (e) {
+        for (const s of w.steps) this.row(low.name, s.name, s.kind, c).status = `mount/setup: ${(e as Error).message}`;
+        say(`  ${c}: mount/setup FAILED: ${(e as Error).message}`);
+        return;
+      }
+      for (const s of w.steps) {
+        const r = this.row(low.name, s.name, s.kind, c);
+        if (failed) continue;
+        try {
+          if (s.cold) {
+            await m.unmount();
+            await must("sync; echo 3 > /proc/sys/vm/drop_caches");
+            m = await this.mount(c, lowerDir);
+          }
+          const t = await timed(s.cmd, m.dir);
+          const got = (await sh(s.check, m.dir)).out.trim();
+          if (got !== s.expect) throw new Error(`check "${s.check}" gave "${got}", expected "${s.expect}"`);
+          r.values.push(t);
+        } catch (e) {
+          failed = true;
+          r.status = c === "floor" ? "unsupported" : String((e as Error).message);
+          say(`  ${c} ${s.name}: ${c === "floor" ? "unsupported by the lower" : "FAILED"}: ${String((e as Error).message).slice(0, 200)}`);
+        }
+      }
+    } finally {
+      if (m) await m.unmount();
+      await sh(`rm -rf '${lowerDir}'`);
+    }
+  }
+
+  async runWorkload(low: Lower, w: Workload): Promise<void> {
+    for (let rep = 0; rep < this.o.repeat; rep++) {
+      const cs = this.o.candidates;
+      const order = cs.map((_, i) => cs[(i + rep) % cs.length]!);
+      for (const c of order) {
+        say(`${low.name} ${w.name} #${rep + 1} ${c}`);
+        await this.runOnce(low, w, c);
+      }
+    }
+  }
+
+  /** 100,000 files on the lower (made once, directly), then mount time per candidate. */
+  async runMount(low: Lower): Promise<void> {
+    const dir = `${low.root}/many`;
+    const n = this.o.manyFiles;
+    say(`${low.name}: making ${n} files on the lower`);
+    const per = 1000;
+    fs.mkdirSync(dir);
+    await must(
+      `python3 -c 'import os\nfor d in range(${Math.ceil(n / per)}):\n os.mkdir(f"d{d}")\n for i in range(min(${per}, ${n} - d*${per})):\n  fd = os.open(f"d{d}/f{i}", os.O_CREAT|os.O_WRONLY); os.write(fd, b"x"); os.close(fd)'`,
+      dir,
+    );
+    const step = `mount ${n / 1000}k files`;
+    const probe = "d0/f0";
+    for (let rep = 0; rep < this.o.repeat; rep++) {
+      for (const c of this.o.candidates.filter((x) => x !== "floor")) {
+        const r = this.row(low.name, step, "mount", c);
+        await must("sync; echo 3 > /proc/sys/vm/drop_caches");
+        try {
+          const t0 = process.hrtime.bigint();
+          const m = await this.mount(c, dir, probe);
+          r.values.push(Number(process.hrtime.bigint() - t0) / 1e9);
+          await m.unmount();
+        } catch (e) {
+          r.status = String((e as Error).message);
+        }
+        say(`${low.name} mount #${rep + 1} ${c}: ${r.values.at(-1)?.toFixed(3) ?? r.status}`);
+      }
+    }
+    // Memory: pershome at rest, after a stat of the tree, after a load of writes.
+    if (this.o.candidates.includes("pershome") && this.o.workloads.includes("memory")) {
+      const m = await this.mount("pershome", dir);
+      const rest = this.row(low.name, `RSS at rest (${n / 1000}k files)`, "memory", "pershome");
+      const lsr = this.row(low.name, "RSS after ls -lR of all", "memory", "pershome");
+      const load = this.row(low.name, "RSS after + 5k creates", "memory", "pershome");
+      const hwm = this.row(low.name, "peak RSS (VmHWM)", "memory", "pershome");
+      try {
+        await sleep(500);
+        rest.values.push(memoryOf(m.pid!).rssMb);
+        const cnt = (await must("ls -lR . | grep -c '^-'", m.dir)).trim();
+        if (cnt !== `${n}`) throw new Error(`ls -lR saw ${cnt} files, expected ${n}`);
+        lsr.values.push(memoryOf(m.pid!).rssMb);
+        await must(workloads({ tarball: "", tarFiles: 0, seqMb: 0 })[0]!.steps[0]!.cmd, m.dir);
+        await sleep(500);
+        const mem = memoryOf(m.pid!);
+        load.values.push(mem.rssMb);
+        hwm.values.push(mem.hwmMb);
+      } catch (e) {
+        for (const r of [rest, lsr, load, hwm]) r.status = String((e as Error).message);
+      } finally {
+        await m.unmount();
+      }
+    }
+    await sh(`rm -rf '${dir}'`);
+  }
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  if (process.getuid?.() !== 0) throw new Error("run as root (mounts, loop devices, drop_caches)");
+  const out = path.join(ROOT, "reports/bench", stamp());
+  const work = "/var/tmp/pershome-bench";
+  fs.mkdirSync(out, { recursive: true });
+  await sh(`umount '${work}/mnt' 2>/dev/null; umount '${work}/exfat-lower' 2>/dev/null`);
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  const note = [await machineNote(), `load average before: ${loadavg()}`];
+  say(`options: ${JSON.stringify(o)}`);
+
+  // A real source tree as a tarball, extracted as "t".
+  const tarball = `${work}/tree.tar`;
+  const base = path.basename(o.tree);
+  await must(`tar -C '${path.dirname(o.tree)}' --transform 's,^${base},t,' -cf '${tarball}' '${base}'`);
+  const tarFiles = Number((await must(`find '${o.tree}' -type f | wc -l`)).trim());
+  const wls = workloads({ tarball, tarFiles, seqMb: o.seqMb }).filter((w) => o.workloads.includes(w.name));
+
+  const runner = new Runner(o, work, out);
+  const t0 = Date.now();
+  for (const ln of o.lowers) {
+    say(`lower ${ln}`);
+    const low = await makeLower(ln, work, 8);
+    try {
+      for (const w of wls) await runner.runWorkload(low, w);
+      if (o.workloads.includes("mount") || o.workloads.includes("memory")) await runner.runMount(low);
+    } finally {
+      await low.close();
+    }
+  }
+  note.push(`load average after: ${loadavg()}`, `wall time: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  note.push(`options: ${JSON.stringify(o)}`, `tree: ${o.tree} (${tarFiles} files)`);
+
+  const md = markdown(runner.rows);
+  let prof = "";
+  if (o.cpuProf) {
+    const dir = path.join(out, "cpu-prof");
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")) : [];
+    // The profiles of one mount each; summarise the biggest (the most work).
+    const biggest = files.map((f) => path.join(dir, f)).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
+    if (biggest) {
+      prof = `\n## Top self time (pershome daemon, ${path.basename(biggest)})\n\n| share | ms | function |\n|---|---|---|\n`;
+      for (const t of topSelfTime(biggest, 20)) prof += `| ${(t.share * 100).toFixed(1)}% | ${t.ms.toFixed(0)} | \`${t.fn}\` |\n`;
+    }
+  }
+  fs.writeFileSync(path.join(out, "report.md"), `# pershome benchmark ${stamp()}\n\n${md}\n![ratios](chart.svg)\n\n\`\`\`\n${note.join("\n")}\n\`\`\`\n${prof}`);
+  fs.writeFileSync(path.join(out, "chart.svg"), svg(runner.rows));
+  fs.writeFileSync(path.join(out, "results.json"), JSON.stringify({ options: o, machine: note, rows: runner.rows }, null, 2));
+  fs.writeFileSync(path.join(out, "machine.txt"), note.join("\n") + "\n");
+  fs.rmSync(work, { recursive: true, force: true });
+  console.log("\n" + md);
+  console.log(note.join("\n"));
+  if (prof) console.log(prof);
+  console.log(`\nreport: ${out}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});

@@ -1,0 +1,125 @@
+// The workloads (issue 8). A workload is a sequence of timed steps run in one fresh directory of
+// the mount; each step has a check, so that a candidate that fails is reported, not timed.
+
+export type Kind = "metadata" | "io" | "mount";
+
+export interface Step {
+  name: string;
+  kind: Kind;
+  /** Timed shell command, run in the workload's directory on the mount. */
+  cmd: string;
+  /** Untimed check command; its trimmed stdout must equal `expect`. */
+  check: string;
+  expect: string;
+  /** Unmount, drop the page cache and mount again before this step (cold cache). */
+  cold?: boolean;
+}
+
+export interface Workload {
+  name: string;
+  /** Untimed shell command run on the mount before the first step. */
+  setup?: string;
+  steps: Step[];
+}
+
+export interface WorkloadParams {
+  /** Tar file of a real source tree, and how many regular files it holds. */
+  tarball: string;
+  tarFiles: number;
+  /** MiB of the sequential file. */
+  seqMb: number;
+}
+
+const SMALL = 5000;
+const DIRS = 50;
+
+/** bash: 5,000 files of 1 KiB in 50 directories, with builtins only (no fork per file). */
+const createSmall = `s=$(head -c 1023 /dev/zero | tr '\\0' x); mkdir w; for d in $(seq 1 ${DIRS}); do mkdir w/d$d; for i in $(seq 1 ${SMALL / DIRS}); do printf '%s\\n' "$s" > w/d$d/f$i; done; done`;
+
+const py = (code: string): string => `python3 -c '${code}'`;
+
+export function workloads(p: WorkloadParams): Workload[] {
+  return [
+    {
+      name: "files",
+      steps: [
+        { name: "create 5k", kind: "metadata", cmd: createSmall, check: "find w -type f | wc -l", expect: `${SMALL}` },
+        { name: "ls -lR 5k", kind: "metadata", cmd: "ls -lR w > /dev/null", check: "ls -lR w | grep -c '^-'", expect: `${SMALL}` },
+        { name: "read 5k", kind: "metadata", cmd: "cat w/*/* > /dev/null", check: "cat w/*/* | wc -c", expect: `${SMALL * 1024}` },
+        { name: "delete 5k", kind: "metadata", cmd: "rm -rf w", check: "test -e w && echo left || echo gone", expect: "gone" },
+      ],
+    },
+    {
+      name: "tree",
+      steps: [
+        { name: "untar", kind: "metadata", cmd: `tar -xf '${p.tarball}'`, check: "find t -type f | wc -l", expect: `${p.tarFiles}` },
+        {
+          name: "git add+commit",
+          kind: "metadata",
+          cmd: "cd t && git init -q && git add -A && git commit -q -m x",
+          check: "cd t && git ls-files | wc -l",
+          expect: `${p.tarFiles}`,
+        },
+        {
+          name: "git status x2",
+          kind: "metadata",
+          cmd: "cd t && git status --porcelain > /dev/null && git status --porcelain > /dev/null",
+          check: "cd t && git status --porcelain | wc -l",
+          expect: "0",
+        },
+      ],
+    },
+    {
+      name: "seq",
+      steps: [
+        {
+          name: `write ${p.seqMb} MB`,
+          kind: "io",
+          cmd: `dd if=/dev/zero of=big bs=1M count=${p.seqMb} conv=fsync status=none`,
+          check: "stat -c %s big",
+          expect: `${p.seqMb * 1024 * 1024}`,
+        },
+        {
+          name: `read ${p.seqMb} MB`,
+          kind: "io",
+          cold: true,
+          cmd: "dd if=big of=/dev/null bs=1M status=none",
+          check: "cmp -n 1048576 big /dev/zero && echo same",
+          expect: "same",
+        },
+      ],
+    },
+    {
+      name: "rename",
+      setup: py("import os\nfor i in range(2000): open(f\"f{i}\",\"w\").write(\"x\")\nos.mkdir(\"a\")"),
+      steps: [
+        {
+          name: "rename 2k x3",
+          kind: "metadata",
+          cmd: py(
+            "import os\nfor i in range(2000): os.rename(f\"f{i}\", f\"g{i}\")\nfor i in range(2000): os.rename(f\"g{i}\", f\"a/h{i}\")\nfor i in range(0,2000,2): os.rename(f\"a/h{i}\", f\"a/h{i+1}\")",
+          ),
+          check: "ls a | wc -l",
+          expect: "1000",
+        },
+      ],
+    },
+    {
+      name: "chmod",
+      setup: py("import os\nfor i in range(2000): open(f\"f{i}\",\"w\").write(\"x\")"),
+      steps: [
+        {
+          name: "chmod+symlink 2k",
+          kind: "metadata",
+          cmd: py(
+            "import os\nfor i in range(2000):\n os.chmod(f\"f{i}\", 0o600)\n os.symlink(f\"f{i}\", f\"l{i}\")\n os.readlink(f\"l{i}\")\n os.chmod(f\"f{i}\", 0o640)\n os.lstat(f\"l{i}\")",
+          ),
+          check: "echo $(find . -type l | wc -l) $(stat -c %a f1999)",
+          expect: "2000 640",
+        },
+      ],
+    },
+  ];
+}
+
+export const WORKLOAD_NAMES = ["files", "tree", "seq", "rename", "chmod", "mount", "memory"];
