@@ -13,7 +13,6 @@ import { afterAll, beforeAll, beforeEach } from "vitest";
 import { createLower, type Lower, type LowerKind } from "./lower.js";
 import { SLOW, mountLayer, type Layer, type MountOptions, type StopHow, type StopResult } from "./mount.js";
 import { run, tail } from "./run.js";
-import { rm } from "node:fs/promises";
 
 export interface LayerFixture {
   readonly kind: LowerKind;
@@ -167,16 +166,7 @@ async function responsive(mnt: string): Promise<boolean> {
   return r.code === 0;
 }
 
-/** Names in a directory (async; safe on a mount), sorted, reserved lower names included. */
-export async function names(dir: string): Promise<string[]> {
-  return (await readdir(dir)).sort();
-}
-
 /** Raw names (bytes) in a directory. */
 export async function rawNames(dir: string): Promise<Buffer[]> {
   return (await readdir(dir, { encoding: "buffer" })).sort(Buffer.compare);
-}
-
-export async function removeTree(p: string): Promise<void> {
-  await rm(p, { recursive: true, force: true });
 }

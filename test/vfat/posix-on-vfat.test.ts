@@ -25,10 +25,7 @@ import { ENCODED_NAMES, TWIN, isReserved, show } from "../support/names.js";
 import { REPO } from "../support/mount.js";
 import { tail } from "../support/run.js";
 
-const GUEST_FILES = (
-  process.env.PERSHOME_VFAT_FILES ??
-  "names,modes-and-owners,symlinks,hardlinks,special-files,times,xattrs,rename,io"
-)
+const GUEST_FILES = (process.env.PERSHOME_VFAT_FILES ?? "names,rename,times")
   .split(",")
   .map((s) => s.trim())
   .filter(Boolean);
