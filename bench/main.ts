@@ -4,12 +4,19 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CANDIDATES, type CandidateName, memoryOf, mountCandidate, type Mounted, ROOT } from "./candidates.js";
+import {
+  CANDIDATES,
+  type CandidateName,
+  memoryOf,
+  mountCandidate,
+  type Mounted,
+  ROOT,
+} from "./candidates.js";
 import { type Lower, makeLower } from "./lowers.js";
 import { topSelfTime } from "./profile.js";
 import { markdown, type Row, svg } from "./report.js";
 import { must, sh, sleep, timed } from "./sh.js";
-import { type Step, WORKLOAD_NAMES, type Workload, workloads } from "./workloads.js";
+import { WORKLOAD_NAMES, type Workload, workloads } from "./workloads.js";
 
 interface Options {
   quick: boolean;
@@ -44,15 +51,18 @@ function parseArgs(argv: string[]): Options {
       return v;
     };
     if (a === "--quick") o.quick = true;
-    else if (a === "--repeat") (o.repeat = Number(val())), (repeatSet = true);
-    else if (a === "--workloads") o.workloads = val().split(",");
+    else if (a === "--repeat") {
+      o.repeat = Number(val());
+      repeatSet = true;
+    } else if (a === "--workloads") o.workloads = val().split(",");
     else if (a === "--lowers") o.lowers = val().split(",") as Options["lowers"];
     else if (a === "--candidates") o.candidates = val().split(",") as CandidateName[];
     else if (a === "--many") o.manyFiles = Number(val());
     else if (a === "--seq-mb") o.seqMb = Number(val());
     else if (a === "--tree") o.tree = val();
     else if (a === "--cpu-prof") o.cpuProf = true;
-    else if (a === "--fat32") throw new Error("--fat32 is not done yet: FAT32 needs the micro-VM (see docs/benchmarks.md)");
+    else if (a === "--fat32")
+      throw new Error("--fat32 is not done yet: FAT32 needs the micro-VM (see docs/benchmarks.md)");
     else throw new Error(`unknown option ${a}`);
   }
   if (o.quick && !repeatSet) o.repeat = 1;
@@ -77,7 +87,11 @@ async function machineNote(): Promise<string> {
   ].join("\n");
 }
 
-const loadavg = (): string => os.loadavg().map((x) => x.toFixed(2)).join(" ");
+const loadavg = (): string =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
 
 class Runner {
   rows: Row[] = [];
@@ -103,7 +117,10 @@ class Runner {
 
   private mount(c: CandidateName, lower: string, probe?: string): Promise<Mounted> {
     const prof = this.o.cpuProf && c === "pershome" ? path.join(this.out, "cpu-prof") : undefined;
-    return mountCandidate(c, lower, this.mnt(), { ...(probe ? { probe } : {}), ...(prof ? { cpuProfDir: prof } : {}) });
+    return mountCandidate(c, lower, this.mnt(), {
+      ...(probe ? { probe } : {}),
+      ...(prof ? { cpuProfDir: prof } : {}),
+    });
   }
 
   /** One workload, one candidate, one repeat, in a fresh folder of the lower. */
@@ -117,7 +134,8 @@ class Runner {
         m = await this.mount(c, lowerDir);
         if (w.setup) await must(w.setup, m.dir);
       } catch (e) {
-        for (const s of w.steps) this.row(low.name, s.name, s.kind, c).status = `mount/setup: ${(e as Error).message}`;
+        for (const s of w.steps)
+          this.row(low.name, s.name, s.kind, c).status = `mount/setup: ${(e as Error).message}`;
         say(`  ${c}: mount/setup FAILED: ${(e as Error).message}`);
         return;
       }
@@ -137,7 +155,9 @@ class Runner {
         } catch (e) {
           failed = true;
           r.status = c === "floor" ? "unsupported" : String((e as Error).message);
-          say(`  ${c} ${s.name}: ${c === "floor" ? "unsupported by the lower" : "FAILED"}: ${String((e as Error).message).slice(0, 200)}`);
+          say(
+            `  ${c} ${s.name}: ${c === "floor" ? "unsupported by the lower" : "FAILED"}: ${String((e as Error).message).slice(0, 200)}`,
+          );
         }
       }
     } finally {
@@ -229,7 +249,7 @@ async function main(): Promise<void> {
   const tarball = `${work}/tree.tar`;
   const base = path.basename(o.tree);
   await must(`tar -C '${path.dirname(o.tree)}' --transform 's,^${base},t,' -cf '${tarball}' '${base}'`);
-  const tarFiles = Number((await must(`find '${o.tree}' -type f | wc -l`)).trim());
+  const tarFiles = Number((await must(`find '${o.tree}' ! -type d | wc -l`)).trim());
   const wls = workloads({ tarball, tarFiles, seqMb: o.seqMb }).filter((w) => o.workloads.includes(w.name));
 
   const runner = new Runner(o, work, out);
@@ -245,7 +265,7 @@ async function main(): Promise<void> {
     }
   }
   note.push(`load average after: ${loadavg()}`, `wall time: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  note.push(`options: ${JSON.stringify(o)}`, `tree: ${o.tree} (${tarFiles} files)`);
+  note.push(`options: ${JSON.stringify(o)}`, `tree: ${o.tree} (${tarFiles} files and symlinks)`);
 
   const md = markdown(runner.rows);
   let prof = "";
@@ -253,15 +273,24 @@ async function main(): Promise<void> {
     const dir = path.join(out, "cpu-prof");
     const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")) : [];
     // The profiles of one mount each; summarise the biggest (the most work).
-    const biggest = files.map((f) => path.join(dir, f)).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
+    const biggest = files
+      .map((f) => path.join(dir, f))
+      .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
     if (biggest) {
       prof = `\n## Top self time (pershome daemon, ${path.basename(biggest)})\n\n| share | ms | function |\n|---|---|---|\n`;
-      for (const t of topSelfTime(biggest, 20)) prof += `| ${(t.share * 100).toFixed(1)}% | ${t.ms.toFixed(0)} | \`${t.fn}\` |\n`;
+      for (const t of topSelfTime(biggest, 20))
+        prof += `| ${(t.share * 100).toFixed(1)}% | ${t.ms.toFixed(0)} | \`${t.fn}\` |\n`;
     }
   }
-  fs.writeFileSync(path.join(out, "report.md"), `# pershome benchmark ${stamp()}\n\n${md}\n![ratios](chart.svg)\n\n\`\`\`\n${note.join("\n")}\n\`\`\`\n${prof}`);
+  fs.writeFileSync(
+    path.join(out, "report.md"),
+    `# pershome benchmark ${stamp()}\n\n${md}\n![ratios](chart.svg)\n\n\`\`\`\n${note.join("\n")}\n\`\`\`\n${prof}`,
+  );
   fs.writeFileSync(path.join(out, "chart.svg"), svg(runner.rows));
-  fs.writeFileSync(path.join(out, "results.json"), JSON.stringify({ options: o, machine: note, rows: runner.rows }, null, 2));
+  fs.writeFileSync(
+    path.join(out, "results.json"),
+    JSON.stringify({ options: o, machine: note, rows: runner.rows }, null, 2),
+  );
   fs.writeFileSync(path.join(out, "machine.txt"), note.join("\n") + "\n");
   fs.rmSync(work, { recursive: true, force: true });
   console.log("\n" + md);

@@ -26,7 +26,9 @@ export function topSelfTime(file: string, n = 15): SelfTime[] {
     const dt = (p.timeDeltas[i] ?? 0) / 1000;
     total += dt;
     const cf = byId.get(id)?.callFrame;
-    const where = cf?.url ? ` ${cf.url.replace(/^.*\/(dist|node_modules)\//, "$1/")}:${cf.lineNumber + 1}` : "";
+    const where = cf?.url
+      ? ` ${cf.url.replace(/^.*\/(dist|node_modules)\//, "$1/")}:${cf.lineNumber + 1}`
+      : "";
     const key = `${cf?.functionName || "(anonymous)"}${where}`;
     acc.set(key, (acc.get(key) ?? 0) + dt);
   });
@@ -39,6 +41,7 @@ export function topSelfTime(file: string, n = 15): SelfTime[] {
 if (process.argv[1]?.endsWith("profile.js")) {
   for (const f of process.argv.slice(2)) {
     console.log(`## ${f}`);
-    for (const t of topSelfTime(f, 20)) console.log(`${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}`);
+    for (const t of topSelfTime(f, 20))
+      console.log(`${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}`);
   }
 }

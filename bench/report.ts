@@ -86,7 +86,8 @@ export function markdown(rows: Row[]): string {
   const failures = rows.filter((r) => r.status !== "ok" && r.status !== "unsupported");
   if (failures.length) {
     out.push("", "Failures:");
-    for (const f of failures) out.push(`- ${f.lower} / ${f.step} / ${f.candidate}: ${f.status.replace(/\s+/g, " ").slice(0, 300)}`);
+    for (const f of failures)
+      out.push(`- ${f.lower} / ${f.step} / ${f.candidate}: ${f.status.replace(/\s+/g, " ").slice(0, 300)}`);
   }
   return out.join("\n") + "\n";
 }
@@ -97,7 +98,11 @@ const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;"
 export function svg(rows: Row[]): string {
   const ls = lines(rows).filter((l) => l.vsBindfs !== undefined || l.vsPosixovl !== undefined);
   const max = Math.max(2, ...ls.flatMap((l) => [l.vsBindfs ?? 0, l.vsPosixovl ?? 0]));
-  const W = 900, left = 230, barW = W - left - 60, rowH = 34, top = 40;
+  const W = 900,
+    left = 230,
+    barW = W - left - 60,
+    rowH = 34,
+    top = 40;
   const H = top + ls.length * rowH + 40;
   const x = (v: number): number => left + (v / max) * barW;
   const parts: string[] = [
@@ -109,15 +114,25 @@ export function svg(rows: Row[]): string {
   ];
   ls.forEach((l, i) => {
     const y = top + i * rowH;
-    parts.push(`<text x="${left - 6}" y="${y + 19}" text-anchor="end">${esc(`${l.lower}: ${l.step}`)}</text>`);
-    for (const [j, v, col] of [[0, l.vsBindfs, "#3b6fb6"], [1, l.vsPosixovl, "#d9822b"]] as const) {
+    parts.push(
+      `<text x="${left - 6}" y="${y + 19}" text-anchor="end">${esc(`${l.lower}: ${l.step}`)}</text>`,
+    );
+    for (const [j, v, col] of [
+      [0, l.vsBindfs, "#3b6fb6"],
+      [1, l.vsPosixovl, "#d9822b"],
+    ] as const) {
       if (v === undefined) continue;
       const yy = y + 4 + j * 13;
-      parts.push(`<rect x="${left}" y="${yy}" width="${(x(v) - left).toFixed(1)}" height="12" fill="${col}"/>`);
+      parts.push(
+        `<rect x="${left}" y="${yy}" width="${(x(v) - left).toFixed(1)}" height="12" fill="${col}"/>`,
+      );
       parts.push(`<text x="${(x(v) + 4).toFixed(1)}" y="${yy + 10}">${v.toFixed(2)}x</text>`);
     }
   });
-  for (const [v, dash] of [[1, ""], [1.5, ' stroke-dasharray="4 3"']] as const) {
+  for (const [v, dash] of [
+    [1, ""],
+    [1.5, ' stroke-dasharray="4 3"'],
+  ] as const) {
     parts.push(`<line x1="${x(v)}" y1="${top - 2}" x2="${x(v)}" y2="${H - 30}" stroke="black"${dash}/>`);
     parts.push(`<text x="${x(v)}" y="${H - 16}" text-anchor="middle">${v}x</text>`);
   }
