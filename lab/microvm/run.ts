@@ -12,6 +12,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { OutputChannel } from "./channel.js";
 import { MicroVmError, VmTimeoutError } from "./errors.js";
 import { requireTool } from "./host-tools.js";
@@ -129,10 +130,32 @@ function checkSticks(opts: RunInVmOptions): { image: string; cache: StickCache; 
   });
 }
 
+/** Host directories the guest covers with its own tmpfs: a project living there would vanish. */
+const HIDDEN_IN_GUEST = ["/tmp", "/run", "/dev/shm"];
+
+/** The project's root (the folder holding package.json), found from this module. */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+/**
+ * The shares asked for, plus the project itself when it lives where the guest mounts its own
+ * tmpfs (a clone under /tmp, as CI may make): shared read-only at the same path, so the guest
+ * runs the very same tree.
+ */
+function withProjectShare(shares: ShareSpec[]): ShareSpec[] {
+  const root = projectRoot();
+  const hidden = HIDDEN_IN_GUEST.some((h) => root === h || root.startsWith(h + "/"));
+  const covered = shares.some((s) => root === resolve(s.hostPath) || root.startsWith(resolve(s.hostPath) + "/"));
+  return hidden && !covered ? [...shares, { hostPath: root, guestPath: root, readOnly: true }] : shares;
+}
+
 function checkShares(
   opts: RunInVmOptions,
 ): { tag: string; hostPath: string; guestPath: string; readOnly: boolean }[] {
-  return (opts.shares ?? []).map((s, i) => {
+  return withProjectShare(opts.shares ?? []).map((s, i) => {
     const hostPath = resolve(s.hostPath);
     if (!existsSync(hostPath) || !statSync(hostPath).isDirectory())
       throw new MicroVmError(`share not a directory: ${hostPath}`);
