@@ -8,7 +8,6 @@ import fs from "node:fs";
 import readline from "node:readline";
 import { EXIT, StickError, humanBytes } from "./common.js";
 import { kindOfFsType, probeDevice, readMountinfo } from "./locate.js";
-import { readMarker } from "./marker-state.js";
 
 export interface StickCandidate {
   device: string;
@@ -109,14 +108,28 @@ export function findSticks(): StickCandidate[] {
     }
     return mounts.find((m) => m.source === dev || m.source === real)?.mountpoint ?? null;
   };
-  const list = candidatesFromLsblk(r.stdout, probeDevice, mountpointOf);
+  let list = candidatesFromLsblk(r.stdout, probeDevice, mountpointOf);
+  // PERSHOME_STICKS=/dev/sdb1:/dev/sdc1 limits what is offered (a lab machine with FAT
+  // partitions of its own; the helper's tests)
+  const only = (process.env.PERSHOME_STICKS ?? "").split(":").filter(Boolean);
+  if (only.length > 0) list = list.filter((c) => only.includes(c.device));
   for (const c of list) {
-    if (c.mountpoint) {
-      const m = readMarker(`${c.mountpoint}/pershome`);
-      c.prepared = m.state !== "no-home";
-    }
+    // Another stick's driver may hang (a stuck FUSE daemon): look in a child process that is
+    // killed after a moment, so listing the sticks never hangs.
+    if (c.mountpoint) c.prepared = existsWithin(`${c.mountpoint}/pershome`, 3000);
   }
   return list;
+}
+
+/** Does the path exist? null when the filesystem does not answer within `ms`. */
+function existsWithin(p: string, ms: number): boolean | null {
+  const r = spawnSync("stat", ["-c", "%F", "--", p], {
+    encoding: "utf8",
+    timeout: ms,
+    killSignal: "SIGKILL",
+  });
+  if (r.error || r.signal) return null;
+  return r.status === 0;
 }
 
 /** One line for a candidate, as the CLI and the graphical helper show it. */

@@ -90,9 +90,11 @@ async function pick(): Promise<StickCandidate | null> {
       "--ok-label=Next",
       ...rows,
     ]);
-    if (r.code !== 0 || !r.stdout) return null;
+    if (r.code !== 0) return null;
+    // "Next" with no row chosen (or a stick that went away meanwhile): ask again
     const dev = r.stdout.split("|")[0];
-    return list.find((c) => c.device === dev) ?? null;
+    const chosen = list.find((c) => c.device === dev);
+    if (chosen) return chosen;
   }
 }
 

@@ -84,7 +84,11 @@ export type FsKind = "vfat" | "exfat" | "pershome" | "other";
 
 /** blkid's TYPE and LABEL of a device ("" when it cannot tell). */
 export function probeDevice(device: string): { type: string; label: string } {
-  const r = spawnSync("blkid", ["-p", "-o", "export", device], { encoding: "utf8", timeout: 10_000 });
+  const r = spawnSync("blkid", ["-p", "-o", "export", device], {
+    encoding: "utf8",
+    timeout: 10_000,
+    killSignal: "SIGKILL",
+  });
   const text = r.stdout ?? "";
   const get = (k: string): string => new RegExp(`^${k}=(.*)$`, "m").exec(text)?.[1] ?? "";
   return { type: get("TYPE").toLowerCase(), label: get("LABEL") };

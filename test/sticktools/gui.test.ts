@@ -46,7 +46,7 @@ async function windowNamed(title: string, timeoutMs = 60_000): Promise<string> {
     100,
   );
   if (!id) {
-    const seen = await run("xdotool", ["search", "--name", "pershome"], { env });
+    const seen = await run("xdotool", ["search", "--name", "."], { env });
     const names = await Promise.all(
       seen.stdout
         .trim()
@@ -55,9 +55,10 @@ async function windowNamed(title: string, timeoutMs = 60_000): Promise<string> {
         .map(async (w) => (await run("xdotool", ["getwindowname", w], { env })).stdout.trim()),
     );
     throw new Error(
-      `no window "${title}" appeared; windows now: ${JSON.stringify(names)}; the helper said: ${lastGui?.stderr() ?? ""}`,
+      `no window "${title}" appeared; windows now: ${JSON.stringify(names)}; the helper ${lastGui?.exited() ? "has exited" : "still runs"} and said: ${lastGui?.stdout() ?? ""} ${lastGui?.stderr() ?? ""}`,
     );
   }
+  titles.set(id, title);
   await sleep(300); // let GTK draw it
   return id;
 }
@@ -77,18 +78,33 @@ async function shot(win: string, name: string): Promise<string> {
   return file;
 }
 
-/** Sends input to a dialog until it closes (a dialog mapped a moment ago may miss the first try). */
+/** The title each window was found by: X reuses a closed client's window ids for the next one. */
+const titles = new Map<string, string>();
+
+/** Is this dialog (this id *with its title*) still there? */
+const exists = async (win: string): Promise<boolean> => {
+  const r = await run("xdotool", ["getwindowname", win], { env });
+  return r.code === 0 && r.stdout.trim() === titles.get(win);
+};
+
+/**
+ * Sends input to a dialog and waits until it closes. Keys go to whatever has the focus, so
+ * they are only sent while this very window exists and has it; a dialog mapped a moment ago
+ * that missed them gets them again, one that is gone never gets a second helping (which would
+ * land in the next dialog).
+ */
 async function answer(win: string, send: () => Promise<void>): Promise<void> {
-  for (let attempt = 0; attempt < 4; attempt++) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (!(await exists(win))) return;
     await run("xdotool", ["windowfocus", "--sync", win], { env });
-    await sleep(150);
+    const focus = (await run("xdotool", ["getwindowfocus"], { env })).stdout.trim();
+    if (focus !== win || !(await exists(win))) {
+      await sleep(300);
+      continue;
+    }
     await send();
-    const gone = await waitFor(
-      async () => (await run("xdotool", ["getwindowname", win], { env })).code !== 0,
-      4000,
-      100,
-    );
-    if (gone) return;
+    // a loaded machine may take a while to act on the keys: resend only when long overdue
+    if (await waitFor(async () => !(await exists(win)), 25_000, 100)) return;
   }
   throw new Error(`window ${win} did not react to the keys`);
 }
@@ -100,28 +116,67 @@ async function keys(win: string, ...k: string[]): Promise<void> {
   });
 }
 
-/** Picks a stick in the list by typing its device (the list's search): robust to other sticks. */
-async function pickStick(win: string, device: string): Promise<void> {
+/** Picks the (only) stick in the list: the first row, then Next. */
+async function pickStick(win: string): Promise<void> {
   await answer(win, async () => {
-    expect((await run("xdotool", ["type", "--delay", "60", device], { env })).code).toBe(0);
-    await sleep(300);
-    expect((await run("xdotool", ["key", "Return"], { env })).code).toBe(0);
+    expect((await run("xdotool", ["key", "--delay", "150", "Home", "Return"], { env })).code).toBe(0);
   });
 }
 
-let lastGui: { stderr(): string } | null = null;
+/**
+ * Chooses our stick in the helper's list and returns the question window. The list comes back
+ * when "Next" was pressed with no row chosen (typing into a list GTK has not focused yet):
+ * then it is chosen again.
+ */
+async function choose(device: string, shotName?: string): Promise<string> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const pick = await windowNamed("pershome: choose your stick");
+    if (attempt === 0 && shotName) await shot(pick, shotName);
+    await pickStick(pick);
+    const next = await waitFor(
+      async () => {
+        for (const title of ["pershome: prepare this stick?", "pershome: choose your stick"]) {
+          const r = await run(
+            "xdotool",
+            ["search", "--onlyvisible", "--name", `^${title.replace(/[?.]/g, "\\$&")}$`],
+            { env },
+          );
+          if (r.code === 0) {
+            const win = r.stdout.trim().split("\n")[0]!;
+            titles.set(win, title);
+            return { title, win };
+          }
+        }
+        return undefined;
+      },
+      15_000,
+      100,
+    );
+    if (next?.title === "pershome: prepare this stick?") {
+      await sleep(300);
+      return next.win;
+    }
+  }
+  throw new Error(`the stick ${device} could not be chosen; the helper said: ${lastGui?.stderr() ?? ""}`);
+}
 
-function startGui(): { done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+let lastGui: { stderr(): string; stdout(): string; exited(): boolean } | null = null;
+
+function startGui(device: string): {
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+} {
   const child = spawn(process.execPath, [CLI, "gui", "--json"], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, PERSHOME_STICKS: device },
   });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
   child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
   const untrack = track({ what: "pershome gui", undo: () => killSync(child.pid) });
-  lastGui = { stderr: () => stderr };
+  let exited = false;
+  child.once("close", () => (exited = true));
+  lastGui = { stderr: () => stderr, stdout: () => stdout, exited: () => exited };
   const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) =>
     child.once("exit", (code) => {
       untrack();
@@ -146,13 +201,9 @@ describe("the graphical stick helper under Xvfb", () => {
     async () => {
       const s = await exfatHostStick(dir, "gui", 32, "GUISTICK");
       await rowOf(s.loop);
-      const gui = startGui();
+      const gui = startGui(s.loop);
 
-      const pick = await windowNamed("pershome: choose your stick");
-      await shot(pick, "gui-1-choose-stick.png");
-      await pickStick(pick, s.loop);
-
-      const confirm = await windowNamed("pershome: prepare this stick?");
+      const confirm = await choose(s.loop, "gui-1-choose-stick.png");
       await shot(confirm, "gui-2-confirm.png");
       await keys(confirm, "Return");
 
@@ -186,11 +237,8 @@ describe("the graphical stick helper under Xvfb", () => {
       await s.detach();
       await s.attach({ readOnly: true });
       await rowOf(s.loop);
-      const gui = startGui();
-      const pick = await windowNamed("pershome: choose your stick");
-      await shot(pick, "gui-ro-1-choose-stick.png");
-      await pickStick(pick, s.loop);
-      const confirm = await windowNamed("pershome: prepare this stick?");
+      const gui = startGui(s.loop);
+      const confirm = await choose(s.loop, "gui-ro-1-choose-stick.png");
       await shot(confirm, "gui-ro-2-confirm.png");
       await keys(confirm, "Return");
       const err = await windowNamed("pershome: the stick was not prepared");
@@ -211,11 +259,8 @@ describe("the graphical stick helper under Xvfb", () => {
   it("cancelling at the question changes nothing", { timeout: 120_000 }, async () => {
     const s = await exfatHostStick(dir, "guicancel", 32, "CANCEL");
     await rowOf(s.loop);
-    const gui = startGui();
-    const pick = await windowNamed("pershome: choose your stick");
-    await shot(pick, "gui-cancel-1-choose-stick.png");
-    await pickStick(pick, s.loop);
-    const confirm = await windowNamed("pershome: prepare this stick?");
+    const gui = startGui(s.loop);
+    const confirm = await choose(s.loop, "gui-cancel-1-choose-stick.png");
     await shot(confirm, "gui-cancel-2-confirm.png");
     await keys(confirm, "Escape");
     const r = await gui.done;
