@@ -82,11 +82,18 @@ export function prepareLower(lowerDir: string): void {
       );
     return;
   }
-  fs.mkdirSync(area, { recursive: true });
-  const fd = fs.openSync(marker, "wx");
-  fs.writeSync(fd, makeMarker());
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
+  try {
+    fs.mkdirSync(area, { recursive: true });
+    const fd = fs.openSync(marker, "wx");
+    fs.writeSync(fd, makeMarker());
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+  } catch (err) {
+    throw new MountError(
+      `cannot prepare ${lowerDir} for pershome (${(err as NodeJS.ErrnoException).code ?? String(err)}): ` +
+        "the stick may be read-only (check its lock switch) or full. Fix that, or run \"pershome init\".",
+    );
+  }
   log("info", `prepared ${lowerDir} for pershome (format marker written)`);
 }
 
@@ -114,7 +121,15 @@ export interface RunningMount {
   unmount(): void;
 }
 
-export function startMount(o: MountOptions): RunningMount {
+export function startMount(given: MountOptions): RunningMount {
+  // the stick's folder by its real path: how the mount is recognised later (fsname)
+  let lowerDir = given.lowerDir;
+  try {
+    lowerDir = fs.realpathSync(lowerDir);
+  } catch {
+    // prepareLower says what is wrong with it
+  }
+  const o = { ...given, lowerDir };
   prepareLower(o.lowerDir);
   const fsType = FS_NAMES[fs.statfsSync(o.lowerDir).type] ?? "not FAT";
   log("info", `stick folder ${o.lowerDir} (${fsType}), mounting on ${o.mountpoint}`);
