@@ -35,6 +35,17 @@ export function now(): Timespec {
 const wallBase = BigInt(Date.now()) * 1_000_000n;
 const hrBase = process.hrtime.bigint();
 
+/** Stored names to try for a new user name: its plain encoding, then case-twin variants. */
+function* storedCandidates(name: string): Generator<string> {
+  if (name.length > MAX_NAME_BYTES) fail(E.ENAMETOOLONG);
+  const base = encodeName(name);
+  for (let twin = 0; twin < 64; twin++) {
+    const unicode = twinVariant(base, twin);
+    if (unicode.length > MAX_STORED_UNITS) fail(E.ENAMETOOLONG);
+    yield storedToBytes(unicode);
+  }
+}
+
 export class Layer {
   readonly inodes = new InodeTable();
   readonly root: Inode;
@@ -226,14 +237,9 @@ export class Layer {
    * name, e.g. O_EXCL) until one is free. Returns the stored name used.
    */
   createStored(dir: Inode, name: string, create: (path: string) => void): string {
-    if (name.length > MAX_NAME_BYTES) fail(E.ENAMETOOLONG);
     const index = this.dirIndex(dir);
-    const base = encodeName(name);
     const dirPath = this.pathOf(dir);
-    for (let twin = 0; twin < 64; twin++) {
-      const unicode = twinVariant(base, twin);
-      if (unicode.length > MAX_STORED_UNITS) fail(E.ENAMETOOLONG);
-      const stored = storedToBytes(unicode);
+    for (const stored of storedCandidates(name)) {
       if (index.foldTaken(stored)) continue;
       try {
         create(dirPath + "/" + stored);
@@ -249,14 +255,9 @@ export class Layer {
 
   /** A free stored name for a rename target (checked with lstat: rename has no O_EXCL). */
   freeStoredName(dir: Inode, name: string, moving?: string): string {
-    if (name.length > MAX_NAME_BYTES) fail(E.ENAMETOOLONG);
     const index = this.dirIndex(dir);
-    const base = encodeName(name);
     const dirPath = this.pathOf(dir);
-    for (let twin = 0; twin < 64; twin++) {
-      const unicode = twinVariant(base, twin);
-      if (unicode.length > MAX_STORED_UNITS) fail(E.ENAMETOOLONG);
-      const stored = storedToBytes(unicode);
+    for (const stored of storedCandidates(name)) {
       // a case-only rename of the same file may reuse its own slot
       const sameFile = moving !== undefined && foldOfBytes(moving) === foldOfBytes(stored);
       if (!sameFile && index.foldTaken(stored)) continue;

@@ -91,7 +91,7 @@ export function prepareLower(lowerDir: string): void {
   } catch (err) {
     throw new MountError(
       `cannot prepare ${lowerDir} for pershome (${(err as NodeJS.ErrnoException).code ?? String(err)}): ` +
-        "the stick may be read-only (check its lock switch) or full. Fix that, or run \"pershome init\".",
+        'the stick may be read-only (check its lock switch) or full. Fix that, or run "pershome init".',
     );
   }
   log("info", `prepared ${lowerDir} for pershome (format marker written)`);
