@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR_OR_BLK } from "./modes.js";
+import { fingerprint } from "../../format/describe.js";
 import { MAX_STORED_UNITS, bytesToStored, storedToBytes, twinVariant } from "../../format/names.js";
 import type { Kind, MetaRecord } from "../../format/records.js";
 import { foldOfBytes } from "../dir-index.js";
@@ -222,7 +223,7 @@ export function rename(
   // The moved entry's record follows it; a replaced target's record must not stay behind.
   const facts = src.isDir ? null : L.lower.stat(dstPath);
   const moved: MetaRecord | undefined = record && { ...record, name: target, ctime: t };
-  if (moved && facts && moved.fp) moved.fp = [facts.size, Math.floor(facts.mtimeMs)];
+  if (moved && facts && moved.fp) moved.fp = fingerprint(facts);
   if (moved) dstIndex.meta.set(moved);
   else dstIndex.meta.delete(target);
   src.desc = null;
@@ -294,7 +295,7 @@ function convertToLink(L: Layer, inode: Inode): void {
     name: inode.stored,
     kind: "h",
     linkId: id,
-    fp: facts ? [facts.size, Math.floor(facts.mtimeMs)] : [0, 0],
+    fp: facts ? fingerprint(facts) : [0, 0],
   });
   inode.kind = "h";
   inode.linkId = id;
@@ -326,7 +327,7 @@ export function link(L: Layer, inode: Inode, newParent: Inode, newName: string):
     name: stored,
     kind: "h",
     linkId: id,
-    fp: facts ? [facts.size, Math.floor(facts.mtimeMs)] : [0, 0],
+    fp: facts ? fingerprint(facts) : [0, 0],
   });
   newParent.children.set(newName, inode);
   inode.nlink = count;
