@@ -16,14 +16,16 @@ export interface QemuProcess {
 const STDERR_CAP = 64 * 1024;
 
 /**
- * Starts qemu-system-x86_64 with `args`. QEMU is registered with the reaper (killed when this
+ * Starts qemu-system-x86_64 with `args` (behind `wrapper`, if given). QEMU is registered with the reaper (killed when this
  * process exits or is signalled) and, when util-linux's setpriv is there, gets SIGKILL as its
  * parent-death signal, so even a SIGKILLed Node leaves no QEMU behind.
  */
-export function startQemu(args: string[], qemuBinary?: string): QemuProcess {
+export function startQemu(args: string[], qemuBinary?: string, wrapper: string[] = []): QemuProcess {
   const qemu = qemuBinary ?? requireTool("qemu-system-x86_64");
   const setpriv = findTool("setpriv");
-  const [file, argv] = setpriv ? [setpriv, ["--pdeathsig", "KILL", "--", qemu, ...args]] : [qemu, args];
+  // `wrapper` (e.g. `ip netns exec NS`) must exec, not fork, so the death signal reaches QEMU.
+  const cmd = [...wrapper, qemu, ...args];
+  const [file, argv] = setpriv ? [setpriv, ["--pdeathsig", "KILL", "--", ...cmd]] : [cmd[0]!, cmd.slice(1)];
   const child = spawn(file, argv, { stdio: ["ignore", "ignore", "pipe"] });
   reapOnExit(child);
   let err = "";

@@ -1,0 +1,218 @@
+import assert from "node:assert/strict";
+import { Given, Then, When } from "@cucumber/cucumber";
+import { shellQuote } from "../../lab/ltsp/machine.js";
+import type { StickKind } from "../../lab/ltsp/stick.js";
+import type { LabWorld, SessionResult } from "../support/world.js";
+
+// Steps speak as the student or the admin would; each one does the real thing on a lab client
+// (a login through su -l runs the client's real PAM session stack) or on the host.
+
+const HOME_MARK = "@@pershome-test-home@@";
+
+function kindOf(word: string): StickKind {
+  if (/^fat32$/i.test(word)) return "fat32";
+  if (/^exfat$/i.test(word)) return "exfat";
+  throw new Error(`unknown stick kind ${word} (FAT32 or exFAT)`);
+}
+
+/** Logs `user` in at `machine` (su -l), runs `script` in the home, logs out. */
+async function login(world: LabWorld, user: string, machine: string, script: string): Promise<SessionResult> {
+  const m = world.lab.client(machine);
+  const wrapped = `printf '%s %s\\n' '${HOME_MARK}' "$(findmnt -n -o FSTYPE -T "$HOME")"\n${script}`;
+  const r = await m.asUser(user, wrapped, 180_000);
+  const at = r.output.indexOf(HOME_MARK);
+  if (at < 0) throw new Error(`${user} could not log in at ${machine} (rc ${r.rc}):\n${r.output}`);
+  const lineEnd = r.output.indexOf("\n", at);
+  const session: SessionResult = {
+    user,
+    machine,
+    rc: r.rc,
+    messages: r.output.slice(0, at),
+    homeFsType: r.output.slice(at + HOME_MARK.length, lineEnd).trim(),
+    output: r.output.slice(lineEnd + 1),
+  };
+  world.last = session;
+  world.attach(
+    `${user}@${machine} (rc ${r.rc})\nmessages: ${session.messages}home: ${session.homeFsType}\n${session.output}`,
+    "text/plain",
+  );
+  return session;
+}
+
+Given("{word} has a new {word} stick", async function (this: LabWorld, user: string, kind: string) {
+  this.sticks.set(user, await this.lab.newStick(user, kindOf(kind)));
+});
+
+Given(
+  "{word} has a new {word} stick with a pershome folder",
+  async function (this: LabWorld, user: string, kind: string) {
+    // What the design promises a student can do on any computer: create the folder, nothing else.
+    const stick = await this.lab.newStick(user, kindOf(kind));
+    await stick.mkdir("/pershome");
+    this.sticks.set(user, stick);
+  },
+);
+
+When(
+  "{word} prepares the stick at the {string} client",
+  async function (this: LabWorld, user: string, machine: string) {
+    const stick = this.stickOf(user);
+    const m = this.lab.client(machine);
+    await stick.plugInto(m);
+    const out = await m.succeed(`pershome init "$(readlink -f ${shellQuote(stick.guestDevice)})"`);
+    this.attach(out, "text/plain");
+  },
+);
+
+When(
+  "{word} plugs the stick into the {string} client",
+  async function (this: LabWorld, user: string, machine: string) {
+    await this.stickOf(user).plugInto(this.lab.client(machine));
+  },
+);
+
+When(
+  /^(\w+) pulls the stick from the "(\w+)" client(?: while the session writes)?$/,
+  async function (this: LabWorld, user: string, machine: string) {
+    const stick = this.stickOf(user);
+    assert.equal(stick.pluggedInto?.name, machine, `${user}'s stick is not in the ${machine} client`);
+    await stick.pull();
+  },
+);
+
+When(
+  "{word} logs in at the {string} client and runs:",
+  async function (this: LabWorld, user: string, machine: string, script: string) {
+    await login(this, user, machine, script);
+  },
+);
+
+Then("the session's home was on the stick", function (this: LabWorld) {
+  const s = this.lastSession();
+  assert.equal(
+    s.homeFsType,
+    "fuse.pershome",
+    `the home of ${s.user} at ${s.machine} was ${s.homeFsType}; login said: ${s.messages}`,
+  );
+  assert.equal(s.rc, 0, `the commands failed:\n${s.output}`);
+});
+
+Then("the session's home was not on a stick", function (this: LabWorld) {
+  const s = this.lastSession();
+  assert.notEqual(s.homeFsType, "fuse.pershome");
+  assert.equal(s.rc, 0, `the commands failed:\n${s.output}`);
+});
+
+Then("{word} was told {string}", function (this: LabWorld, user: string, words: string) {
+  const s = this.lastSession();
+  assert.equal(s.user, user);
+  const flat = s.messages.replace(/\s+/g, " ");
+  assert.ok(
+    flat.includes(words),
+    `${user} was not told "${words}"; the login said:\n${s.messages || "(nothing)"}`,
+  );
+});
+
+Then("the output is:", function (this: LabWorld, expected: string) {
+  assert.equal(this.lastSession().output.trimEnd(), expected.trimEnd());
+});
+
+Then(
+  "the host sees {string} in the stick's {string} folder",
+  async function (this: LabWorld, name: string, folder: string) {
+    const names = await [...this.sticks.values()][0]!.list(folder);
+    assert.ok(names.includes(name), `the host sees in ${folder}: ${names.join(", ")}`);
+  },
+);
+
+Then("the stick checks clean", async function (this: LabWorld) {
+  for (const stick of this.sticks.values()) {
+    const r = await stick.fsck();
+    assert.ok(r.clean, `fsck of ${stick.name}'s stick:\n${r.output}`);
+  }
+});
+
+Then("the stick checks clean after repair", async function (this: LabWorld) {
+  for (const stick of this.sticks.values()) {
+    const first = await stick.fsck();
+    this.attach(`fsck of the pulled stick (read-only):\n${first.output}`, "text/plain");
+    if (!first.clean) {
+      await stick.repair();
+      const again = await stick.fsck();
+      assert.ok(again.clean, `fsck after repair:\n${again.output}`);
+    }
+  }
+});
+
+When(
+  "{word} starts a session at the {string} client that saves {string}, syncs it, then keeps writing {string}",
+  async function (this: LabWorld, user: string, machine: string, saved: string, log: string) {
+    const m = this.lab.client(machine);
+    const script = [
+      `printf 'chapter 2, saved before the stick was pulled\\n' > ${shellQuote(saved)}`,
+      `sync ${shellQuote(saved)}`,
+      `touch /tmp/${user}.synced`,
+      // Bounded: about 30 s of appends, with a heartbeat outside the home.
+      `i=0; while [ $i -lt 300 ]; do echo "line $i" >> ${shellQuote(log)}; i=$((i+1)); echo $i > /tmp/${user}.alive; sleep 0.1; done`,
+    ].join("\n");
+    const session = m.execute(
+      `su -l ${user} -c ${shellQuote(script)} </dev/null >/tmp/${user}.session 2>&1; echo $? > /tmp/${user}.rc`,
+      300_000,
+    );
+    this.running.set(user, session);
+    await m.waitForFile(`/tmp/${user}.synced`, 120_000);
+    await m.waitUntilSucceeds(`[ "$(cat /tmp/${user}.alive)" -ge 10 ]`, 30_000);
+  },
+);
+
+Then(
+  "the session at the {string} client ends by itself, and nothing of joseph's stays mounted there",
+  async function (this: LabWorld, machine: string) {
+    const m = this.lab.client(machine);
+    // Still running after the pull (the heartbeat moves on).
+    const before = Number((await m.succeed("cat /tmp/joseph.alive")).trim());
+    await m.waitUntilSucceeds(
+      `[ "$(cat /tmp/joseph.alive)" -gt ${before} ] || [ -e /tmp/joseph.rc ]`,
+      20_000,
+    );
+    await this.running.get("joseph");
+    this.attach(await m.succeed("cat /tmp/joseph.session; echo rc=$(cat /tmp/joseph.rc)"), "text/plain");
+    // Logout cleaned up: no layer on the home, no stick mount left.
+    await m.waitUntilSucceeds(
+      "! findmnt -rn -o TARGET | grep -E '^(/home/joseph|/run/pershome/joseph)'",
+      120_000,
+    );
+  },
+);
+
+When(
+  "at the same time {word} at the {string} client and {word} at the {string} client each save a file and list their home",
+  async function (this: LabWorld, u1: string, m1: string, u2: string, m2: string) {
+    const script = (u: string): string => `printf 'by ${u}\\n' > ${u}-file.txt; ls -A`;
+    const [a, b] = await Promise.all([login(this, u1, m1, script(u1)), login(this, u2, m2, script(u2))]);
+    this.parallel = [a, b];
+  },
+);
+
+Then("each of them sees only their own file", function (this: LabWorld) {
+  for (const s of this.parallel) {
+    assert.equal(
+      s.homeFsType,
+      "fuse.pershome",
+      `${s.user}'s home was ${s.homeFsType}; login said: ${s.messages}`,
+    );
+    const names = s.output.split("\n").filter(Boolean);
+    assert.deepEqual(names, [`${s.user}-file.txt`], `${s.user} sees: ${names.join(", ")}`);
+  }
+});
+
+Then(
+  "the host sees only joseph's file on joseph's stick and only amina's on amina's",
+  async function (this: LabWorld) {
+    for (const [user, stick] of this.sticks) {
+      await stick.pull();
+      const names = (await stick.list("/pershome")).filter((n) => !n.startsWith("."));
+      assert.deepEqual(names, [`${user}-file.txt`], `${user}'s stick holds: ${names.join(", ")}`);
+    }
+  },
+);
