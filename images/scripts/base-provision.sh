@@ -1,0 +1,46 @@
+#!/bin/bash
+# Provisions the client base root (base.squashfs). Runs inside `systemd-nspawn -D <root>` (not
+# booted), images/ bound read-only at /provision, the build's inputs at /provision-in:
+#   nodejs.deb (the host's Node 20 repacked), modules/ (pruned /lib/modules/<version>), kver.
+set -euxo pipefail
+export DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
+# a lab client needs no manuals, docs or translations (as in Debian's container images)
+cat > /etc/dpkg/dpkg.cfg.d/01-lab-nodoc <<'X'
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+X
+apt-get update -q
+apt-get install -y -q --no-install-recommends $(grep -v '^#' /provision/scripts/base-packages)
+# Node 20: the host's nodesource package, repacked from its installed files (Debian 12 has 18)
+apt-get install -y -q --no-install-recommends /provision-in/nodejs.deb
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+
+# the kernel's modules (the kernel itself comes over the network)
+kver=$(cat /provision-in/kver)
+mkdir -p /lib/modules
+cp -a /provision-in/modules "/lib/modules/$kver"
+depmod -a "$kver"
+
+bash /provision/scripts/add-users.sh
+
+# network: the initramfs got an address by DHCP and writes /etc/systemd/network/10-eth0.network
+# with it (static), so systemd-networkd keeps it without a second DHCP exchange
+systemctl enable systemd-networkd.service
+# boot to a settled system fast under TCG: no timers, no waiting for what a lab client lacks
+systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+  fstrim.timer man-db.timer dpkg-db-backup.timer systemd-timesyncd.service \
+  systemd-networkd-wait-online.service getty@tty1.service serial-getty@ttyS1.service \
+  systemd-pstore.service systemd-hwdb-update.service ldconfig.service
+systemctl set-default multi-user.target
+# the machine-id is made at boot (the root is a tmpfs overlay)
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id
+# ssh with passwords, as on a lab machine
+sed -i 's/^#\?PasswordAuthentication.*/PasswordAuthentication yes/' /etc/ssh/sshd_config
+echo lab-client > /etc/hostname
+printf 'LANG=C.UTF-8\n' > /etc/default/locale
