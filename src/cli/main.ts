@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /** The `pershome` command: dispatches subcommands, turns expected failures into plain messages. */
-import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
 import { MountError } from "../fs/mount.js";
 import { UsageError, mountCommand, umountCommand } from "./mount-command.js";
 import { STICK_COMMANDS, SUMMARY as STICK_SUMMARY, runStickCommand } from "../sticktools/cli.js";
+import { pershomeVersion } from "../version.js";
 
 const HELP = `pershome: a POSIX home directory on a FAT32/exFAT USB stick
 
@@ -22,18 +22,6 @@ Examples:
 
 Exit codes: 0 done, 1 failed (the message says why), 2 still in use (umount), 64 bad usage.
 `;
-
-function version(): string {
-  const require = createRequire(import.meta.url);
-  for (const rel of ["../../package.json", "../../../package.json"]) {
-    try {
-      return (require(rel) as { version: string }).version;
-    } catch {
-      // try the next layout (source tree or dist/)
-    }
-  }
-  return "unknown";
-}
 
 async function main(argv: string[]): Promise<number> {
   // the stick tools (init, status, check, migrate, sticks, gui) have their own options
@@ -55,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   if (values.version) {
-    process.stdout.write(`pershome ${version()}\n`);
+    process.stdout.write(`pershome ${pershomeVersion()}\n`);
     return 0;
   }
   const [command, ...rest] = positionals;

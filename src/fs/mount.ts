@@ -11,6 +11,8 @@ import { makeFilesystem } from "./filesystem.js";
 import { Layer } from "./layer.js";
 import { Lower } from "./lower.js";
 import * as files from "./ops/files.js";
+import { appendStateEvent, mountEvent, umountEvent } from "./state-log.js";
+import { pershomeVersion } from "../version.js";
 
 export interface MountOptions {
   /** the stick's pershome directory */
@@ -131,6 +133,7 @@ export function startMount(given: MountOptions): RunningMount {
   }
   const o = { ...given, lowerDir };
   prepareLower(o.lowerDir);
+  appendStateEvent(o.lowerDir, mountEvent(pershomeVersion()));
   const fsType = FS_NAMES[fs.statfsSync(o.lowerDir).type] ?? "not FAT";
   log("info", `stick folder ${o.lowerDir} (${fsType}), mounting on ${o.mountpoint}`);
   const timeout = o.cacheTimeout ?? 1;
@@ -158,6 +161,8 @@ export function startMount(given: MountOptions): RunningMount {
       }
     }
     layer.flushAll(true);
+    // Only a mount that wrote everything out ends cleanly (status reads this line).
+    if (!err) appendStateEvent(o.lowerDir, umountEvent());
     log("info", `unmounted ${o.mountpoint}; everything is written to the stick`);
     resolveDone();
   };

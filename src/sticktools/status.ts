@@ -1,13 +1,13 @@
 /**
  * `pershome status [STICK]`: what is on a stick — format, files, space, last use, and whether
- * it was cleanly unmounted. Clean unmounts are read from `.pershome/state` (a log the layer is
- * asked to keep, see docs/stick-tools.md); without it, the tell-tale signs an interrupted
- * mount leaves in the metadata logs are looked for.
+ * it was cleanly unmounted. Clean unmounts are read from `.pershome/state` (the layer's log of
+ * mounts and clean unmounts, src/format/state.ts); without it (a stick last used by an older
+ * pershome), the tell-tale signs an interrupted mount leaves in the metadata logs are looked for.
  */
 import fs from "node:fs";
 import os from "node:os";
-import { crc32 } from "node:zlib";
 import { AREA_DIR } from "../format/marker.js";
+import { STATE_FILE, STATE_MAX_BYTES, type StateEvent, parseStateLog } from "../format/state.js";
 import { EXIT, Output, humanBytes } from "./common.js";
 import { checkHome, problems } from "./check.js";
 import { askForStick } from "./find-sticks.js";
@@ -15,37 +15,14 @@ import { layerMountsOf, openStick, space } from "./locate.js";
 import { newerMessage, readMarker } from "./marker-state.js";
 import { StickError } from "./common.js";
 
-export const STATE_FILE = "state";
-
-export interface StateEvent {
-  ev: "mount" | "umount";
-  t: string;
-  host?: string;
-}
-
-/** Reads `.pershome/state`: one `<crc32> <json>` line per mount and clean unmount. */
+/** Reads `.pershome/state` (src/format/state.ts); null when there is none. */
 export function readStateLog(home: string): StateEvent[] | null {
-  let text: string;
   try {
     const b = fs.readFileSync(`${home}/${AREA_DIR}/${STATE_FILE}`);
-    text = b.subarray(Math.max(0, b.length - 65536)).toString("utf8");
+    return parseStateLog(b.subarray(Math.max(0, b.length - STATE_MAX_BYTES)).toString("utf8"));
   } catch {
     return null;
   }
-  const out: StateEvent[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^([0-9a-f]{8}) (\{.*\})$/.exec(line);
-    if (!m || crc32(m[2]!) !== parseInt(m[1]!, 16)) continue;
-    try {
-      const o = JSON.parse(m[2]!) as Record<string, unknown>;
-      if ((o.ev === "mount" || o.ev === "umount") && typeof o.t === "string") {
-        out.push({ ev: o.ev, t: o.t, ...(typeof o.host === "string" ? { host: o.host } : {}) });
-      }
-    } catch {
-      /* a damaged line is skipped */
-    }
-  }
-  return out;
 }
 
 export interface StatusArgs {

@@ -11,6 +11,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
@@ -241,9 +242,15 @@ describe("pershome status and sticks", () => {
     expect((o.format as Record<string, unknown>).version).toBe(1);
     expect((o.space as { free: number; total: number }).total).toBeGreaterThan(30 * 1024 * 1024);
     expect((o.lastUse as { time: string }).time).toMatch(/^\d{4}-/);
-    expect(o.cleanlyUnmounted).toBe(null); // the layer does not record unmounts (yet)
+    // the layer noted the mount and the clean unmount in .pershome/state
+    expect(o).toMatchObject({ cleanlyUnmounted: true, lastUse: { host: hostname(), source: "state" } });
 
-    // the proposed .pershome/state log (docs/stick-tools.md): a mount with no unmount after it
+    // a daemon killed while mounted leaves the mount line alone: not clean
+    const killed = await mountLayer(s.home, mnt);
+    await killed.kill9();
+    expect(json(await pershome(["status", s.root, "--json"]))).toMatchObject({ cleanlyUnmounted: false });
+
+    // hand-written logs: a mount with no unmount after it, a torn last line
     const line = (obj: unknown): string => {
       const j = JSON.stringify(obj);
       return crc32(j).toString(16).padStart(8, "0") + " " + j + "\n";
