@@ -57,7 +57,7 @@ export function appKey(baseKey: string, debSha: string): string {
   return keyOf({
     base: baseKey,
     deb: debSha,
-    agent: filesHash(["agent/agent.sh", "agent/pershome-lab-agent.service", "scripts/app-install.sh"]),
+    agent: filesHash(["agent/agent.cjs", "agent/pershome-lab-agent.service", "scripts/app-install.sh"]),
   });
 }
 

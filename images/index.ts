@@ -8,7 +8,7 @@ import { baseKey, ensureBase } from "./base.js";
 import { buildInitrd } from "./initrd.js";
 import { ensureBootstrap } from "./rootfs.js";
 import { ensureServer, serverKey } from "./server.js";
-import { cached, keyOf, labCacheDir, type Log, run } from "./util.js";
+import { cached, keyOf, labCacheDir, type Log, run, withCacheLock } from "./util.js";
 
 export interface LabImages {
   /** A debootstrap'd bookworm root with Debian's ltsp, dnsmasq, busybox httpd, sshd, the users. */
@@ -53,6 +53,10 @@ export function bootIpxe(): string {
 export async function buildLabImages(opts: BuildOptions = {}): Promise<LabImages> {
   const log: Log = opts.log ?? ((l) => process.stderr.write(l + "\n"));
   const cacheDir = labCacheDir(opts.cacheDir);
+  return withCacheLock(cacheDir, log, () => build(cacheDir, log));
+}
+
+async function build(cacheDir: string, log: Log): Promise<LabImages> {
   const t0 = performance.now();
   const kernel = findGuestKernel(process.env.PERSHOME_LAB_KERNEL);
   const sKey = serverKey();

@@ -1,7 +1,7 @@
 // Small helpers for the image builders: hashing, running processes with their output logged,
 // the Debian mirror apt uses here, and cache entries that are either complete or absent.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { projectRoot } from "../lab/microvm/cache.js";
@@ -139,6 +139,9 @@ export async function cached(
   const t0 = performance.now();
   const dir = join(cacheDir, `${kind}-${key}`);
   if (existsSync(join(dir, ".complete"))) {
+    // the marker's mtime is the entry's last use (pruning spares recently used entries)
+    const now = new Date();
+    utimesSync(join(dir, ".complete"), now, now);
     log(`[${kind}] cached ${dir}`);
     return { dir, key, built: false, ms: performance.now() - t0 };
   }
@@ -150,10 +153,78 @@ export async function cached(
   writeFileSync(join(dir, ".complete"), new Date().toISOString() + "\n");
   const ms = performance.now() - t0;
   log(`[${kind}] built in ${(ms / 1000).toFixed(1)} s`);
-  for (const n of readdirSync(cacheDir)) {
-    if (n.startsWith(`${kind}-`) && n !== `${kind}-${key}`) await removeTree(join(cacheDir, n), log);
-  }
+  await prune(cacheDir, kind, `${kind}-${key}`, log);
   return { dir, key, built: true, ms };
+}
+
+/** Entries unused for this long are removed when another entry of their kind is built. */
+export const PRUNE_AFTER_MS = 3 * 3600_000;
+
+/**
+ * Removes the other entries of `kind` that were not used (built or found) in PRUNE_AFTER_MS: a
+ * lab started a while ago may still be serving an older boot directory or server root.
+ */
+async function prune(cacheDir: string, kind: string, keep: string, log: Log): Promise<void> {
+  for (const n of readdirSync(cacheDir)) {
+    if (!n.startsWith(`${kind}-`) || n === keep || n.endsWith(".lock")) continue;
+    const p = join(cacheDir, n);
+    let used = 0;
+    try {
+      used = statSync(join(p, ".complete")).mtimeMs;
+    } catch {
+      used = statSync(p).mtimeMs; // a half-built leftover (builds hold the cache lock)
+    }
+    if (Date.now() - used > PRUNE_AFTER_MS) await removeTree(p, log);
+  }
+}
+
+/**
+ * Runs `fn` holding <cacheDir>/.lock (a directory with the holder's pid): one build at a time per
+ * cache, so two labs started together do not build (or delete) the same entry. A lock whose
+ * holder is gone is taken over.
+ */
+export async function withCacheLock<T>(cacheDir: string, log: Log, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(cacheDir, { recursive: true });
+  const lock = join(cacheDir, ".lock");
+  let told = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, "pid"), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      let pid = NaN;
+      try {
+        pid = Number(readFileSync(join(lock, "pid"), "utf8"));
+      } catch {
+        /* being written, or a crash between mkdir and write */
+      }
+      let alive = false;
+      if (Number.isInteger(pid) && pid > 0) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch {
+          alive = false;
+        }
+      } else {
+        alive = Date.now() - statSync(lock).mtimeMs < 10_000;
+      }
+      if (!alive) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (!told) log(`[lab-images] waiting for the build by pid ${pid} (${lock})`);
+      told = true;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 /** rm -rf that first unmounts anything left mounted below (a crashed build's /proc, overlay). */

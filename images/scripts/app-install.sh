@@ -9,6 +9,6 @@ pershome --version
 grep -q pershome /var/lib/pam/seen
 # the harness's control channel (not part of the product)
 install -d /usr/lib/pershome-lab
-install -m 0755 /provision/agent/agent.sh /usr/lib/pershome-lab/agent
+install -m 0755 /provision/agent/agent.cjs /usr/lib/pershome-lab/agent
 install -m 0644 /provision/agent/pershome-lab-agent.service /etc/systemd/system/pershome-lab-agent.service
 systemctl enable pershome-lab-agent.service

@@ -28,14 +28,18 @@ depmod -a "$kver"
 
 bash /provision/scripts/add-users.sh
 
-# network: the initramfs got an address by DHCP and writes /etc/systemd/network/10-eth0.network
-# with it (static), so systemd-networkd keeps it without a second DHCP exchange
-systemctl enable systemd-networkd.service
+# network: the initramfs got an address by DHCP and configured eth0; nothing touches it after
+# switch_root (no networkd, no ifupdown: under TCG networkd took ~20 s to start). The initramfs
+# also writes /etc/systemd/network/10-eth0.network with the lease, should networkd be enabled.
+systemctl disable systemd-networkd.service systemd-networkd.socket 2>/dev/null || true
 # boot to a settled system fast under TCG: no timers, no waiting for what a lab client lacks
 systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
   fstrim.timer man-db.timer dpkg-db-backup.timer systemd-timesyncd.service \
   systemd-networkd-wait-online.service getty@tty1.service serial-getty@ttyS1.service \
-  systemd-pstore.service systemd-hwdb-update.service ldconfig.service
+  systemd-pstore.service systemd-hwdb-update.service ldconfig.service \
+  systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount \
+  getty-static.service dev-hugepages.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
+  systemd-update-utmp-runlevel.service systemd-journal-flush.service
 systemctl set-default multi-user.target
 # the machine-id is made at boot (the root is a tmpfs overlay)
 : > /etc/machine-id
