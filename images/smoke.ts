@@ -104,6 +104,21 @@ async function main(): Promise<void> {
       { stdio: ["ignore", "inherit", "inherit"], reject: false },
     );
     procs.push(qemu);
+    // host-side milestones from the console: kernel started, initramfs handed over to systemd
+    const marks: Record<string, number> = {};
+    const watch = setInterval(() => {
+      let c = "";
+      try {
+        c = readFileSync(join(logs, "console.log"), "utf8");
+      } catch {
+        return;
+      }
+      const sec = (performance.now() - tBoot) / 1000;
+      if (marks.kernel === undefined && c.includes("Linux version")) marks.kernel = sec;
+      if (marks.switchRoot === undefined && c.includes("switch_root to systemd")) marks.switchRoot = sec;
+      if (marks.agentUnit === undefined && c.includes("Started \x1b[0;1;39mpershome-lab-agent")) marks.agentUnit = sec;
+    }, 200);
+    watch.unref();
     while (!existsSync(join(logs, "agent.sock"))) await sleep(100);
     const sock = createConnection(join(logs, "agent.sock"));
     sock.on("error", (e) => say(`agent socket: ${e.message}`));
@@ -120,6 +135,7 @@ async function main(): Promise<void> {
     }
     const bootMs = performance.now() - tBoot;
     say(`agent: ${ready} (boot to agent ${(bootMs / 1000).toFixed(1)} s)`);
+    say(`milestones after QEMU start (s): ${JSON.stringify(marks)}`);
     const r1 = await agent.run("1", "uname -r; id joseph; pershome --version; ls /dev/fuse");
     say(`R 1 rc=${r1.rc} (${r1.ms.toFixed(0)} ms):\n${r1.out}`);
     const rtts: number[] = [];
