@@ -16,7 +16,8 @@ mkdir -p /srv/tftp /srv/http/boot
 cp /usr/lib/ipxe/undionly.kpxe /srv/tftp/
 # busybox httpd on 10.77.0.1:80 serving /srv/http (the harness bind-mounts the boot files at /srv/http/boot)
 install -m 0644 /provision/server/busybox-httpd.service /etc/systemd/system/busybox-httpd.service
-systemctl enable busybox-httpd.service dnsmasq.service ssh.service
+install -m 0644 /provision/server/lab-ipv6.service /etc/systemd/system/lab-ipv6.service
+systemctl enable busybox-httpd.service dnsmasq.service ssh.service lab-ipv6.service
 
 # what fails or only costs time in a container: ltsp.service wants a MAC_ADDRESS it cannot have in
 # nspawn (it is the client-side service anyway); timers; getty on a console nobody reads
