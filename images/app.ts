@@ -62,12 +62,7 @@ export function appKey(baseKey: string, debSha: string): string {
 }
 
 /** <entry>/app.squashfs: the upper layer of installing the .deb and the agent over the base root. */
-export async function ensureApp(
-  cacheDir: string,
-  log: Log,
-  base: Entry,
-  deb: string,
-): Promise<Entry> {
+export async function ensureApp(cacheDir: string, log: Log, base: Entry, deb: string): Promise<Entry> {
   const debSha = sha256(readFileSync(deb));
   return cached(cacheDir, "app", appKey(base.key, debSha), log, async (dir) => {
     const upper = join(dir, "upper");

@@ -62,7 +62,10 @@ async function build(cacheDir: string, log: Log): Promise<LabImages> {
   const sKey = serverKey();
   const bKey = baseKey(kernel);
   // the shared debootstrap only when a root must be built (it is not raced by the two builds)
-  if (!existsSync(join(cacheDir, `server-${sKey}`, ".complete")) || !existsSync(join(cacheDir, `base-${bKey}`, ".complete")))
+  if (
+    !existsSync(join(cacheDir, `server-${sKey}`, ".complete")) ||
+    !existsSync(join(cacheDir, `base-${bKey}`, ".complete"))
+  )
     await ensureBootstrap(cacheDir, log);
   const [server, base, deb] = await Promise.all([
     ensureServer(cacheDir, log),
@@ -71,7 +74,13 @@ async function build(cacheDir: string, log: Log): Promise<LabImages> {
   ]);
   const app = await ensureApp(cacheDir, log, base, deb.deb);
   const initrd = buildInitrd(kernel);
-  const bootKey = keyOf({ base: base.key, app: app.key, initrd: initrd.key, kernel: kernel.version, ipxe: bootIpxe() });
+  const bootKey = keyOf({
+    base: base.key,
+    app: app.key,
+    initrd: initrd.key,
+    kernel: kernel.version,
+    ipxe: bootIpxe(),
+  });
   const boot = await cached(cacheDir, "boot", bootKey, log, async (dir) => {
     writeFileSync(join(dir, "boot.ipxe"), bootIpxe());
     writeFileSync(join(dir, "initrd.img"), initrd.data);

@@ -16,7 +16,8 @@ export const INITRD_MODULES = ["e1000", "loop", "squashfs", "overlay"];
 function readModule(path: string): Buffer {
   if (path.endsWith(".ko")) return readFileSync(path);
   if (path.endsWith(".ko.xz")) return execFileSync(requireTool("xz"), ["-dc", path], { maxBuffer: 1 << 28 });
-  if (path.endsWith(".ko.zst")) return execFileSync(requireTool("zstd"), ["-dcq", path], { maxBuffer: 1 << 28 });
+  if (path.endsWith(".ko.zst"))
+    return execFileSync(requireTool("zstd"), ["-dcq", path], { maxBuffer: 1 << 28 });
   throw new Error(`unknown module compression: ${path}`);
 }
 
@@ -57,6 +58,13 @@ export function buildInitrd(kernel: GuestKernel): InitrdImage {
     sums.push(sha256(data));
   }
   entries.push({ kind: "file", path: "etc/lab-modules", data: Buffer.from(list.join("\n") + "\n") });
-  const key = keyOf({ kernel: kernel.version, busybox: sha256(bb), init: sha256(init), hook: sha256(hook), list, sums });
+  const key = keyOf({
+    kernel: kernel.version,
+    busybox: sha256(bb),
+    init: sha256(init),
+    hook: sha256(hook),
+    list,
+    sums,
+  });
   return { key, data: writeCpio(withParentDirs(entries)) };
 }

@@ -18,7 +18,12 @@ function debootstrapVersion(): string {
 }
 
 export function bootstrapKey(): string {
-  return keyOf({ f: BOOTSTRAP_FORMAT, suite: SUITE, mirror: debianMirror(), debootstrap: debootstrapVersion() });
+  return keyOf({
+    f: BOOTSTRAP_FORMAT,
+    suite: SUITE,
+    mirror: debianMirror(),
+    debootstrap: debootstrapVersion(),
+  });
 }
 
 /** <entry>/root: `debootstrap --variant=minbase bookworm`, untouched. */

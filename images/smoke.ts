@@ -51,14 +51,19 @@ class Agent {
     const p = this.wait((l) => l.startsWith(`R ${id} `), ms);
     this.send(`C ${id} ${Buffer.from(cmd).toString("base64")}`);
     const [, , rc, b64] = (await p).split(" ");
-    return { rc: Number(rc), out: Buffer.from(b64 ?? "", "base64").toString("utf8"), ms: performance.now() - s };
+    return {
+      rc: Number(rc),
+      out: Buffer.from(b64 ?? "", "base64").toString("utf8"),
+      ms: performance.now() - s,
+    };
   }
 }
 
 async function main(): Promise<void> {
   const images = await buildLabImages({ log: (l) => say(l) });
   say(JSON.stringify(images));
-  const logs = process.argv[2] === "--keep-logs" && process.argv[3] ? process.argv[3] : mkdtempSync("/tmp/labsmoke-");
+  const logs =
+    process.argv[2] === "--keep-logs" && process.argv[3] ? process.argv[3] : mkdtempSync("/tmp/labsmoke-");
   mkdirSync(logs, { recursive: true });
   const procs: ResultPromise[] = [];
   let nspawn: ResultPromise | undefined;
@@ -75,15 +80,32 @@ async function main(): Promise<void> {
     nspawn = execa(
       "systemd-nspawn",
       [
-        "--register=no", "--keep-unit", "-D", images.serverRoot, "-M", "ltsp-server",
-        `--network-namespace-path=/run/netns/${NS}`, "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
-        `--bind-ro=${images.bootDir}:/srv/http/boot`, "--console=pipe", "-b",
+        "--register=no",
+        "--keep-unit",
+        "-D",
+        images.serverRoot,
+        "-M",
+        "ltsp-server",
+        `--network-namespace-path=/run/netns/${NS}`,
+        "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
+        `--bind-ro=${images.bootDir}:/srv/http/boot`,
+        "--console=pipe",
+        "-b",
       ],
-      { stdout: { file: join(logs, "server.log") }, stderr: { file: join(logs, "server.err") }, stdin: "ignore", reject: false },
+      {
+        stdout: { file: join(logs, "server.log") },
+        stderr: { file: join(logs, "server.err") },
+        stdin: "ignore",
+        reject: false,
+      },
     );
     // the server is up when its httpd serves boot.ipxe
     for (let i = 0; ; i++) {
-      const r = await execa("ip", ["netns", "exec", NS, "busybox", "wget", "-q", "-O", "-", "http://10.77.0.1/boot/boot.ipxe"], { reject: false });
+      const r = await execa(
+        "ip",
+        ["netns", "exec", NS, "busybox", "wget", "-q", "-O", "-", "http://10.77.0.1/boot/boot.ipxe"],
+        { reject: false },
+      );
       if (r.exitCode === 0) break;
       if (i > 120) throw new Error("server httpd not up after 60 s");
       await sleep(500);
@@ -93,13 +115,34 @@ async function main(): Promise<void> {
     const qemu = execa(
       "ip",
       [
-        "netns", "exec", NS, "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "1536", "-boot", "n",
-        "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-        "-device", "e1000,netdev=n0,mac=52:54:00:77:00:11",
-        "-serial", `file:${join(logs, "console.log")}`,
-        "-serial", `unix:${join(logs, "agent.sock")},server=on,wait=off`,
-        "-qmp", `unix:${join(logs, "qmp.sock")},server=on,wait=off`,
-        "-device", "qemu-xhci,id=xhci", "-display", "none", "-monitor", "none",
+        "netns",
+        "exec",
+        NS,
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-m",
+        "1536",
+        "-boot",
+        "n",
+        "-netdev",
+        "tap,id=n0,ifname=tap0,script=no,downscript=no",
+        "-device",
+        "e1000,netdev=n0,mac=52:54:00:77:00:11",
+        "-serial",
+        `file:${join(logs, "console.log")}`,
+        "-serial",
+        `unix:${join(logs, "agent.sock")},server=on,wait=off`,
+        "-qmp",
+        `unix:${join(logs, "qmp.sock")},server=on,wait=off`,
+        "-device",
+        "qemu-xhci,id=xhci",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
       ],
       { stdio: ["ignore", "inherit", "inherit"], reject: false },
     );
@@ -116,7 +159,8 @@ async function main(): Promise<void> {
       const sec = (performance.now() - tBoot) / 1000;
       if (marks.kernel === undefined && c.includes("Linux version")) marks.kernel = sec;
       if (marks.switchRoot === undefined && c.includes("switch_root to systemd")) marks.switchRoot = sec;
-      if (marks.agentUnit === undefined && c.includes("Started \x1b[0;1;39mpershome-lab-agent")) marks.agentUnit = sec;
+      if (marks.agentUnit === undefined && c.includes("Started \x1b[0;1;39mpershome-lab-agent"))
+        marks.agentUnit = sec;
     }, 200);
     watch.unref();
     while (!existsSync(join(logs, "agent.sock"))) await sleep(100);
@@ -141,13 +185,23 @@ async function main(): Promise<void> {
     const rtts: number[] = [];
     for (let i = 0; i < 5; i++) rtts.push((await agent.run(`t${i}`, "true")).ms);
     say(`round-trip of true: ${rtts.map((x) => x.toFixed(0)).join(", ")} ms`);
-    const [slow, fast] = await Promise.all([agent.run("slow", "sleep 3; echo slow"), agent.run("fast", "echo fast")]);
+    const [slow, fast] = await Promise.all([
+      agent.run("slow", "sleep 3; echo slow"),
+      agent.run("fast", "echo fast"),
+    ]);
     say(`concurrent: fast ${fast.ms.toFixed(0)} ms, slow ${slow.ms.toFixed(0)} ms`);
     const big = await agent.run("big", "head -c 3000000 /dev/zero | tr '\\0' x; echo; exit 3");
     say(`big: rc=${big.rc} ${big.out.length} chars, starts ${JSON.stringify(big.out.slice(0, 80))}`);
-    const settle = await agent.run("settle", "systemctl is-system-running --wait; systemd-analyze; ip -4 addr show eth0 | grep inet; hostname", 300_000);
+    const settle = await agent.run(
+      "settle",
+      "systemctl is-system-running --wait; systemd-analyze; ip -4 addr show eth0 | grep inet; hostname",
+      300_000,
+    );
     say(`settled (${((performance.now() - tBoot) / 1000).toFixed(1)} s after QEMU start):\n${settle.out}`);
-    const blame = await agent.run("blame", "systemd-analyze blame | head -12; systemctl --failed --no-legend");
+    const blame = await agent.run(
+      "blame",
+      "systemd-analyze blame | head -12; systemctl --failed --no-legend",
+    );
     say(blame.out);
     sock.destroy();
   } finally {
@@ -163,7 +217,13 @@ async function main(): Promise<void> {
     say(`cleaned up; logs in ${logs}`);
     try {
       const c = readFileSync(join(logs, "console.log"), "utf8");
-      say("console (lab-initrd lines):\n" + c.split("\n").filter((l) => l.includes("lab-initrd")).join("\n"));
+      say(
+        "console (lab-initrd lines):\n" +
+          c
+            .split("\n")
+            .filter((l) => l.includes("lab-initrd"))
+            .join("\n"),
+      );
     } catch {
       /* none */
     }

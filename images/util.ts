@@ -1,7 +1,17 @@
 // Small helpers for the image builders: hashing, running processes with their output logged,
 // the Debian mirror apt uses here, and cache entries that are either complete or absent.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { projectRoot } from "../lab/microvm/cache.js";
@@ -42,7 +52,10 @@ export function dirHash(dir: string): string {
 /** sha256 over files of images/ (relative paths), names and contents. */
 export function filesHash(rel: readonly string[]): string {
   const h = createHash("sha256");
-  for (const r of rel) h.update(`${r}\0`).update(readFileSync(join(IMAGES_SRC, r))).update("\0");
+  for (const r of rel)
+    h.update(`${r}\0`)
+      .update(readFileSync(join(IMAGES_SRC, r)))
+      .update("\0");
   return h.digest("hex");
 }
 

@@ -6,8 +6,11 @@
 // Node, not sh: a shell agent forks base64/stat/flock/... for every command, ~0.85 s a round trip
 // under TCG; this one spawns only the command's sh. It is one process writing each line with
 // writeSync of the whole line, so replies cannot interleave (no flock needed).
+/* global require, process, Buffer */
+/* eslint-disable @typescript-eslint/no-require-imports */
 "use strict";
 const fs = require("fs");
+const os = require("os");
 const cp = require("child_process");
 const path = require("path");
 
@@ -56,7 +59,10 @@ function runCommand(id, b64) {
         const tail = Buffer.alloc(LIMIT);
         fs.readSync(h, tail, 0, LIMIT, size - LIMIT);
         fs.closeSync(h);
-        data = Buffer.concat([Buffer.from(`[agent: output was ${size} bytes; only its last ${LIMIT} follow]\n`), tail]);
+        data = Buffer.concat([
+          Buffer.from(`[agent: output was ${size} bytes; only its last ${LIMIT} follow]\n`),
+          tail,
+        ]);
       } else {
         data = fs.readFileSync(out);
       }
@@ -66,8 +72,8 @@ function runCommand(id, b64) {
     fs.rmSync(out, { force: true });
     say(`R ${id} ${rc} ${data.toString("base64")}`);
   };
-  child.on("error", (e) => finish(127));
-  child.on("exit", (code, signal) => finish(code ?? 128 + (require("os").constants.signals[signal] || 0)));
+  child.on("error", () => finish(127));
+  child.on("exit", (code, signal) => finish(code ?? 128 + (os.constants.signals[signal] || 0)));
 }
 
 say(`READY boot ${bootId}`);
