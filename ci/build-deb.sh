@@ -32,7 +32,8 @@ app=$root/usr/lib/pershome
 mkdir -p "$app/bin" "$app/dist" "$app/docs" "$app/src/native/build/Release"
 
 echo "build-deb: compiling TypeScript" >&2
-npx --no-install tsc -p tsconfig.json --outDir "$work/tsc" --sourceMap false
+# the product only (src/): the lab, images and features are not shipped
+npx --no-install tsc -p tsconfig.src.json --outDir "$work/tsc" --sourceMap false
 cp -a "$work/tsc/src" "$app/dist/src"
 
 echo "build-deb: building the libfuse3 addon" >&2

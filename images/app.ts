@@ -19,6 +19,7 @@ export const PACKAGE_INPUTS = [
   "package-lock.json",
   "ci/build-deb.sh",
   "tsconfig.json",
+  "tsconfig.src.json",
 ];
 
 /**

@@ -45,7 +45,7 @@ After(async function (this: LabWorld, { result }) {
   for (const m of lab.clients.values()) {
     this.attach(`--- ${m.name}: console (last lines) ---\n${m.consoleTail(60)}`, "text/plain");
     const journal = await m
-      .execute("journalctl -b --no-pager -o short-monotonic -n 150 -t pershome -u 'pershome@*' 2>&1", 20_000)
+      .execute("journalctl -b --no-pager -o short-monotonic | grep -i pershome | tail -n 150", 20_000)
       .catch((e: unknown) => ({ rc: -1, output: String(e) }));
     this.attach(`--- ${m.name}: pershome's log ---\n${journal.output}`, "text/plain");
   }

@@ -50,19 +50,23 @@ async function main(): Promise<void> {
     if (!s) throw new Error(`no stick ${n}; make one with :stick NAME fat32|exfat`);
     return s;
   };
+  const prompt = (): void => {
+    process.stdout.write(`${current.name}# `);
+  };
+  prompt();
+  // The async iterator buffers lines, so commands piped in (a scripted reproduction) all run.
   try {
-    for (;;) {
-      let line: string;
-      try {
-        line = (await rl.question(`${current.name}# `)).trim();
-      } catch {
-        break; // Ctrl-D
+    for await (const raw of rl) {
+      const line = raw.trim();
+      if (!line) {
+        prompt();
+        continue;
       }
-      if (!line) continue;
       try {
         if (!line.startsWith(":")) {
           const r = await current.execute(line, 600_000);
           process.stdout.write(r.output + (r.rc ? `[exit ${r.rc}]\n` : ""));
+          prompt();
           continue;
         }
         const [cmd, ...args] = line.slice(1).split(/\s+/);
@@ -115,6 +119,7 @@ async function main(): Promise<void> {
       } catch (e) {
         process.stdout.write(`${e instanceof Error ? e.message : String(e)}\n`);
       }
+      prompt();
     }
   } finally {
     rl.close();

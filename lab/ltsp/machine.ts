@@ -55,12 +55,14 @@ export class Machine {
     const t0 = Date.now();
     await this.start([]);
     await this.agent!.waitReady(timeoutMs);
+    // Lab machines are called by their role (the server's DHCP gave a generic name).
+    await this.succeed(`hostname ${this.name} && echo ${this.name} > /etc/hostname`);
     this.opts.log(`${this.name}: booted in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
   /** Power-cycles the machine: a fresh netboot. */
   async reboot(timeoutMs?: number): Promise<void> {
-    this.stopQemu();
+    await this.stopQemu();
     await this.boot(timeoutMs);
   }
 
@@ -83,7 +85,7 @@ export class Machine {
   /** Replaces the running machine by the state saved in `file` (a fresh QEMU process). */
   async restore(file: string): Promise<void> {
     const t0 = Date.now();
-    this.stopQemu();
+    await this.stopQemu();
     await this.start(["-incoming", `exec:zstd -d -c ${shellQuote(file)}`]);
     const qmp = this.requireQmp();
     for (;;) {
@@ -140,9 +142,16 @@ export class Machine {
     await this.waitUntilSucceeds(`test -e ${shellQuote(path)}`, timeoutMs);
   }
 
-  /** Runs `command` as `user` in a real login session (su -l: the PAM session stack runs). */
-  async asUser(user: string, command: string, timeoutMs?: number): Promise<AgentResult> {
-    return this.execute(`su -l ${shellQuote(user)} -c ${shellQuote(command)} </dev/null 2>&1`, timeoutMs);
+  /**
+   * Logs `user` in with `su -l` (the client's real PAM session stack opens and closes around it),
+   * runs `script` in the login shell, logs out. The script comes on the shell's standard input,
+   * not with -c: util-linux su hides PAM's messages to the user with -c, and those messages are
+   * part of what is tested. It is read whole (one brace group) before it runs, with stdin
+   * /dev/null, so a command that reads its input cannot eat the rest of the script.
+   */
+  async asUser(user: string, script: string, timeoutMs?: number): Promise<AgentResult> {
+    const wrapped = Buffer.from(`{\n${script}\n} </dev/null 2>&1\n`).toString("base64");
+    return this.execute(`echo ${wrapped} | base64 -d | su -l ${shellQuote(user)} 2>&1`, timeoutMs);
   }
 
   qmp(): QmpClient {
@@ -154,8 +163,8 @@ export class Machine {
   }
 
   /** Pulls the plug: QEMU is killed, nothing is flushed. */
-  crash(): void {
-    this.stopQemu();
+  async crash(): Promise<void> {
+    await this.stopQemu();
   }
 
   private async start(extra: string[]): Promise<void> {
@@ -195,28 +204,32 @@ export class Machine {
       "qemu-xhci,id=xhci",
       ...extra,
     ];
-    this.qemu = startQemu(args, undefined, this.opts.network.exec([]));
-    const qemu = this.qemu;
-    void qemu.exited.then((e) => {
-      if (this.qemu === qemu && !this.stopping)
-        this.opts.log(`${this.name}: QEMU exited (${e.signal ?? e.code}) ${qemu.stderr().trim()}`);
+    const qemu = startQemu(args, undefined, this.opts.network.exec([]));
+    this.qemu = qemu;
+    // QEMU dying on its own (not stopped by us) is news: say why, and stop waiting for it.
+    const died = qemu.exited.then((e) => {
+      const why = `${this.name}: QEMU exited (${e.signal ?? e.code}) ${qemu.stderr().trim()}`;
+      if (this.qemu === qemu) this.opts.log(why);
+      throw new LabError(why);
     });
-    this.qmpClient = await QmpClient.connect(qmpSock);
+    died.catch(() => undefined);
+    this.qmpClient = await Promise.race([QmpClient.connect(qmpSock), died]);
     this.agent = new AgentChannel(this.name, agentSock);
-    await this.agent.connect();
+    await Promise.race([this.agent.connect(), died]);
   }
 
-  private stopping = false;
-
-  private stopQemu(): void {
-    this.stopping = true;
+  /** Kills QEMU and waits until it is gone (its tap device is free again). */
+  private async stopQemu(): Promise<void> {
+    const qemu = this.qemu;
+    this.qemu = undefined;
     this.agent?.close();
     this.qmpClient?.close();
-    this.qemu?.kill();
     this.agent = undefined;
     this.qmpClient = undefined;
-    this.qemu = undefined;
-    this.stopping = false;
+    if (qemu) {
+      qemu.kill();
+      await qemu.exited;
+    }
   }
 
   private requireQmp(): QmpClient {
@@ -224,8 +237,13 @@ export class Machine {
     return this.qmpClient;
   }
 
+  /** Kills QEMU now (synchronous, for teardown). */
   stop(): void {
-    this.stopQemu();
+    const qemu = this.qemu;
+    this.qemu = undefined;
+    this.agent?.close();
+    this.qmpClient?.close();
+    qemu?.kill();
   }
 }
 

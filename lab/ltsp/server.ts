@@ -41,14 +41,20 @@ export class LtspServer {
       "--volatile=overlay",
       "-D",
       opts.root,
+      // A name of its own per lab (nspawn keeps per-name state in /run), the same host name always.
       "-M",
-      "ltsp-server",
+      `ltsp-server-${process.pid}`,
+      "--hostname=ltsp-server",
       `--network-namespace-path=${opts.network.path}`,
       "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
       `--bind-ro=${opts.bootDir}:/srv/http/boot`,
       "-b",
     ];
-    const child = spawn("setpriv", args, { stdio: ["ignore", "pipe", "pipe"] });
+    // The root is never written (--volatile=overlay), so two labs may boot it at once: no lock.
+    const child = spawn("setpriv", args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SYSTEMD_NSPAWN_LOCK: "0" },
+    });
     reapOnExit(child);
     const out = createWriteStream(opts.consoleLog);
     child.stdout?.pipe(out);

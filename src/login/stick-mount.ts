@@ -3,6 +3,7 @@
  * nodev, the user's uid/gid, a private umask and (FAT) flush; unmounting it again.
  */
 import fs from "node:fs";
+import os from "node:os";
 import type { LoginConfig } from "./config.js";
 import { mountAt } from "./mounts.js";
 import { type CommandResult, runCommand } from "./run.js";
@@ -15,12 +16,26 @@ export interface StickMount {
   options: string;
 }
 
-function kernelHas(fs_: string): boolean {
+/**
+ * Whether the running kernel can mount `fs_`: already registered (/proc/filesystems), or built
+ * as a module that `mount -t` loads on demand (Debian's kernels: exfat is a module, not loaded
+ * until the first exFAT mount).
+ */
+export function kernelHas(fs_: string, release = os.release()): boolean {
   try {
-    return new RegExp(`\\s${fs_}$`, "m").test(fs.readFileSync("/proc/filesystems", "utf8"));
+    if (new RegExp(`\\s${fs_}$`, "m").test(fs.readFileSync("/proc/filesystems", "utf8"))) return true;
   } catch {
-    return false;
+    /* no /proc: look for the module */
   }
+  for (const list of ["modules.dep", "modules.builtin"]) {
+    try {
+      const text = fs.readFileSync(`/lib/modules/${release}/${list}`, "utf8");
+      if (new RegExp(`(^|/)${fs_}\\.ko(\\.[a-z]+)?(:|$)`, "m").test(text)) return true;
+    } catch {
+      /* not there */
+    }
+  }
+  return false;
 }
 
 function octal(n: number): string {

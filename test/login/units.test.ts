@@ -9,7 +9,7 @@ import { parseMountinfo } from "../../src/login/mounts.js";
 import { processId } from "../../src/login/processes.js";
 import { matchSession } from "../../src/login/state.js";
 import { chooseStick, compareDevices, parseLsblk, preferenceOrder } from "../../src/login/stick-discovery.js";
-import { stickMountCommand } from "../../src/login/stick-mount.js";
+import { kernelHas, stickMountCommand } from "../../src/login/stick-mount.js";
 import { escapeInstance, layerUnit } from "../../src/login/systemd.js";
 import { ROOT } from "./harness.js";
 
@@ -243,6 +243,18 @@ describe("mount options for the stick", () => {
     expect(f.file).toBe("mount.exfat-fuse");
     expect(f.options).toBe("nosuid,nodev,noatime,uid=1001,gid=1002,dmask=0077,fmask=0177");
   });
+  // Found in the lab: Debian's kernel has exfat as a module, not in /proc/filesystems until the
+  // first exFAT mount loads it; the hook took exfat-fuse (not installed) and gave up.
+  it.runIf(fs.existsSync("/lib/modules/6.1.0-56-amd64/modules.dep"))(
+    "a kernel whose exfat is an unloaded module counts as having it",
+    () => {
+      expect(kernelHas("exfat", "6.1.0-56-amd64")).toBe(true);
+      expect(kernelHas("nosuchfs", "6.1.0-56-amd64")).toBe(false);
+      expect(kernelHas("exfat", "no-such-release")).toBe(
+        /\sexfat$/m.test(fs.readFileSync("/proc/filesystems", "utf8")),
+      );
+    },
+  );
 });
 
 describe("sessions and units", () => {
