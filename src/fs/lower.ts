@@ -2,8 +2,13 @@
  * The one way the layer reaches the stick. Every call takes byte-string paths (see
  * src/format/names.ts), never follows a symlink in the last component (O_NOFOLLOW, lstat,
  * lutimes), and only ever sees paths the layer built from names it listed itself, so it
- * stays inside the stick's /pershome. Keeping every lower call here also gives the crash
- * tests one seam to record them (issue 7).
+ * stays inside the stick's /pershome.
+ *
+ * `Lower` is the interface every layer module uses; `NodeLower` is the real one (plain
+ * synchronous node:fs calls, nothing else on the hot path). A recording wrapper
+ * (src/fs/recording-lower.ts) implements the same interface for the crash-state tests
+ * (test/crash-states/, docs/robustness.md): nothing in the layer may reach the stick any
+ * other way.
  */
 import fs from "node:fs";
 import type { StoredFacts } from "../format/describe.js";
@@ -29,7 +34,45 @@ export function factsOf(st: fs.BigIntStats): StoredFacts {
   };
 }
 
-export class Lower {
+/** Every call the layer makes to the stick. Paths are byte strings (latin1). */
+export interface Lower {
+  /** the stick's pershome directory, byte string */
+  readonly root: string;
+  /** lstat, or null when the entry does not exist. */
+  stat(path: string): StoredFacts | null;
+  fstat(fd: number): StoredFacts;
+  list(dir: string): LowerEntry[];
+  /** Opens a stored regular file (O_NOFOLLOW, O_NONBLOCK); anything else is refused. */
+  open(path: string, flags: number, mode?: number): number;
+  /** Creates a file that must not exist yet (O_EXCL). */
+  createExclusive(path: string, flags: number): number;
+  close(fd: number): void;
+  read(fd: number, buf: Buffer, length: number, position: number): number;
+  write(fd: number, data: Buffer, position: number | null): number;
+  fsync(fd: number): void;
+  fdatasync(fd: number): void;
+  ftruncate(fd: number, size: number): void;
+  /** fsync a directory, so that new and removed entries in it are on the stick. */
+  fsyncDir(path: string): void;
+  mkdir(path: string): void;
+  rmdir(path: string): void;
+  unlink(path: string): void;
+  /** unlink that is quiet when the file is already gone. */
+  unlinkIfExists(path: string): void;
+  rename(from: string, to: string): void;
+  /** Sets the stick's own mtime. Never follows links. */
+  setMtime(path: string, sec: number, nsec: number): void;
+  statfs(): fs.StatsFs;
+  /** Reads a whole small file; null if it is larger than `max` bytes. */
+  readSmall(path: string, max: number): Buffer | null;
+  /** Creates a new file with the given content (O_EXCL) and, if asked, fsyncs it. */
+  writeNew(path: string, data: Buffer, sync: boolean): void;
+  /** Appends to an existing file and, if asked, fsyncs it. */
+  append(path: string, data: Buffer, sync: boolean): void;
+}
+
+/** The real stick: synchronous node:fs calls. */
+export class NodeLower implements Lower {
   constructor(readonly root: string) {}
 
   /** lstat, or null when the entry does not exist. */

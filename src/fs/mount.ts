@@ -9,7 +9,7 @@ import { AREA_DIR, MARKER_FILE, checkMarker, makeMarker } from "../format/marker
 import { log } from "../log.js";
 import { makeFilesystem } from "./filesystem.js";
 import { Layer } from "./layer.js";
-import { Lower } from "./lower.js";
+import { NodeLower } from "./lower.js";
 import * as files from "./ops/files.js";
 import { appendStateEvent, mountEvent, umountEvent } from "./state-log.js";
 import { pershomeVersion } from "../version.js";
@@ -137,7 +137,7 @@ export function startMount(given: MountOptions): RunningMount {
   const fsType = FS_NAMES[fs.statfsSync(o.lowerDir).type] ?? "not FAT";
   log("info", `stick folder ${o.lowerDir} (${fsType}), mounting on ${o.mountpoint}`);
   const timeout = o.cacheTimeout ?? 1;
-  const layer = new Layer(new Lower(Buffer.from(o.lowerDir).toString("latin1")), {
+  const layer = new Layer(new NodeLower(Buffer.from(o.lowerDir).toString("latin1")), {
     uid: o.uid,
     gid: o.gid,
     attrTimeout: timeout,

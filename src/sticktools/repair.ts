@@ -10,7 +10,7 @@ import { fingerprint, recordApplies } from "../format/describe.js";
 import { AREA_DIR, MARKER_FILE, makeMarker } from "../format/marker.js";
 import type { MetaRecord } from "../format/records.js";
 import { DirMeta, META_SLOTS } from "../fs/dir-meta.js";
-import { Lower, factsOf } from "../fs/lower.js";
+import { NodeLower, factsOf } from "../fs/lower.js";
 import { bp, bs, errCode, txt, userPath } from "./common.js";
 import { HOME_RECORD, LINKS_DIR, LOST_FOUND } from "./check.js";
 import type { DirScan, Finding, Report } from "./check.js";
@@ -163,7 +163,7 @@ export function repairHome(report: Report, now = new Date()): RepairResult {
 
 function repair(report: Report, now: Date): RepairResult {
   const home = bs(report.home);
-  const lower = new Lower(home);
+  const lower = new NodeLower(home);
   const lf = new LostFound(home, now.toISOString().replace(/\.\d+Z$/, "Z"));
   const res: RepairResult = { fixed: [], failed: [], lostFound: [] };
   const plans = new Map<string, Plan>();
