@@ -46,6 +46,17 @@ export function recordApplies(record: MetaRecord, facts: StoredFacts): boolean {
   return record.fp[0] === size && sameStoredTime(record.fp[1], ms);
 }
 
+/**
+ * Does an earlier record of a name describe exactly this stored file (its fingerprint, not
+ * "w", decides)? Used only to fall back from a latest record that does not apply.
+ */
+export function olderRecordMatches(record: MetaRecord, facts: StoredFacts): boolean {
+  if (record.kind === "d") return facts.isDir;
+  if (!facts.isFile || !record.fp) return false;
+  const [size, ms] = fingerprint(facts);
+  return record.fp[0] === size && sameStoredTime(record.fp[1], ms);
+}
+
 const QUARTER_HOUR = 15 * 60 * 1000;
 
 /**

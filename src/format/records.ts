@@ -198,11 +198,35 @@ export interface ParsedLog {
   badLines: number;
   /** appended records after the snapshot (a hint for when to compact) */
   appended: number;
+  /**
+   * Earlier fingerprinted records of each name, superseded by a later record or tombstone
+   * (latest last, at most MAX_OLDER): a crash can keep a record that was written ahead of
+   * the stick's own change (a rename over the name, a file replaced), and then the earlier
+   * record is the one that matches the file found (docs/format.md, "Crash safety").
+   */
+  older: Map<string, MetaRecord[]>;
 }
+
+export const MAX_OLDER = 4;
 
 /** Parses a whole log. Never throws: damage only makes it ignore lines. */
 export function parseLog(text: Buffer): ParsedLog {
-  const result: ParsedLog = { gen: -1, complete: false, records: new Map(), badLines: 0, appended: 0 };
+  const result: ParsedLog = {
+    gen: -1,
+    complete: false,
+    records: new Map(),
+    badLines: 0,
+    appended: 0,
+    older: new Map(),
+  };
+  const supersede = (name: string): void => {
+    const prev = result.records.get(name);
+    if (!prev || (!prev.fp && prev.kind !== "d")) return;
+    const list = result.older.get(name) ?? [];
+    list.push(prev);
+    if (list.length > MAX_OLDER) list.shift();
+    result.older.set(name, list);
+  };
   let start = 0;
   let first = true;
   let snapshotCount = 0;
@@ -249,11 +273,13 @@ export function parseLog(text: Buffer): ParsedLog {
         else result.badLines++;
         break;
       case "record":
+        supersede(parsed.record.name);
         result.records.set(parsed.record.name, parsed.record);
         if (result.complete) result.appended++;
         else snapshotCount++;
         break;
       case "tombstone":
+        supersede(parsed.name);
         result.records.delete(parsed.name);
         if (result.complete) result.appended++;
         else result.badLines++;

@@ -5,6 +5,8 @@
  */
 import { MAX_LOG_BYTES, parseLog, recordLine, snapshotText, tombstoneLine } from "../format/records.js";
 import type { MetaRecord } from "../format/records.js";
+import { olderRecordMatches, recordApplies } from "../format/describe.js";
+import type { StoredFacts } from "../format/describe.js";
 import { showPath, warnOnce } from "../log.js";
 import { hasCode } from "./errors.js";
 import type { Lower } from "./lower.js";
@@ -23,6 +25,12 @@ export class DirMeta {
   private needsCompaction = false;
   private appended = 0;
   private unsynced = false;
+  /** names whose last record was appended without an fsync of the log */
+  private readonly unsyncedNames = new Set<string>();
+  /** earlier records of names, as the log holds them (see ParsedLog.older) */
+  private older = new Map<string, MetaRecord[]>();
+  /** names with a record in the log on the stick (see onStick) */
+  private logged = new Set<string>();
   /** names given a record while mounted: never pruned (a record may precede its file) */
   private readonly written = new Set<string>();
 
@@ -50,6 +58,40 @@ export class DirMeta {
     this.onChange(this);
   }
 
+  /**
+   * An earlier record of `name` that matches the stored file exactly, when the latest one
+   * does not apply (or the name's record was removed): what a crash between a record written
+   * ahead and the stick's own change leaves. Taken over as the name's record.
+   */
+  fallback(name: string, facts: StoredFacts): MetaRecord | undefined {
+    this.load();
+    const list = this.older.get(name);
+    if (!list) return undefined;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const rec = list[i]!;
+      if (!olderRecordMatches(rec, facts)) continue;
+      this.older.delete(name);
+      this.set(rec);
+      return rec;
+    }
+    return undefined;
+  }
+
+  /** Is the current record of `name` (or its absence) on the stick for good? */
+  isDurable(name: string): boolean {
+    this.load();
+    return !this.pending.has(name) && !this.unsyncedNames.has(name);
+  }
+
+  /**
+   * May the stick hold a record of `name` (synced or not, current or earlier)? Then a change
+   * of the file it fingerprints must not reach the stick before the record describing it.
+   */
+  onStick(name: string): boolean {
+    this.load();
+    return this.logged.has(name);
+  }
+
   delete(name: string): void {
     this.load();
     if (!this.records.delete(name) && this.active === null) return;
@@ -69,6 +111,9 @@ export class DirMeta {
     this.active = null;
     this.junk.clear();
     this.unsynced = false;
+    this.unsyncedNames.clear();
+    this.older.clear();
+    this.logged.clear();
   }
 
   /** Writes pending records; with `sync`, also makes them durable. */
@@ -78,6 +123,7 @@ export class DirMeta {
       if (sync && this.unsynced && this.active !== null) {
         this.lower.append(this.slotPath(META_SLOTS[this.active]), Buffer.alloc(0), true);
         this.unsynced = false;
+        this.unsyncedNames.clear();
       }
       return;
     }
@@ -93,6 +139,9 @@ export class DirMeta {
     for (const [name, rec] of this.pending) text += rec ? recordLine(rec) : tombstoneLine(name);
     this.lower.append(this.slotPath(META_SLOTS[this.active]), Buffer.from(text, "utf8"), sync);
     this.appended += this.pending.size;
+    for (const [name, rec] of this.pending) if (rec) this.logged.add(name);
+    if (sync) this.unsyncedNames.clear();
+    else for (const name of this.pending.keys()) this.unsyncedNames.add(name);
     this.pending.clear();
     this.unsynced = !sync;
   }
@@ -110,6 +159,7 @@ export class DirMeta {
       records: Map<string, MetaRecord>;
       bad: number;
       appended: number;
+      older: Map<string, MetaRecord[]>;
     } | null = null;
     for (const slot of [0, 1] as Slot[]) {
       const path = this.slotPath(META_SLOTS[slot]);
@@ -146,7 +196,14 @@ export class DirMeta {
         warnOnce(path, `metadata ${showPath(path)}: ${log.badLines} damaged line(s) ignored`);
       if (best === null || log.gen > best.gen) {
         if (best) this.junk.add(best.slot);
-        best = { slot, gen: log.gen, records: log.records, bad: log.badLines, appended: log.appended };
+        best = {
+          slot,
+          gen: log.gen,
+          records: log.records,
+          bad: log.badLines,
+          appended: log.appended,
+          older: log.older,
+        };
       } else this.junk.add(slot);
     }
     if (best) {
@@ -154,6 +211,8 @@ export class DirMeta {
       this.gen = best.gen;
       this.records = best.records;
       this.appended = best.appended;
+      this.older = best.older;
+      this.logged = new Set([...best.records.keys(), ...best.older.keys()]);
       if (best.bad > 0) this.needsCompaction = true;
     }
     if (this.junk.size > 0) this.needsCompaction = true;
@@ -167,6 +226,15 @@ export class DirMeta {
     const target: Slot = this.active === 0 ? 1 : 0;
     const targetPath = this.slotPath(META_SLOTS[target]);
     this.lower.unlinkIfExists(targetPath); // junk or an older generation, never the active log
+    // earlier records not taken over yet: the snapshot keeps the one that matches the file
+    for (const [name, list] of this.older) {
+      const facts = this.lower.stat(this.slotPath(name));
+      const cur = this.records.get(name);
+      if (!facts || (cur && recordApplies(cur, facts))) continue;
+      const match = [...list].reverse().find((r) => olderRecordMatches(r, facts));
+      if (match) this.records.set(name, match);
+    }
+    this.older.clear();
     // drop records of files that vanished while the stick was elsewhere
     for (const name of [...this.records.keys()]) {
       if (!this.written.has(name) && !this.exists(name)) this.records.delete(name);
@@ -187,5 +255,7 @@ export class DirMeta {
     this.needsCompaction = false;
     this.pending.clear();
     this.unsynced = false;
+    this.unsyncedNames.clear();
+    this.logged = new Set(this.records.keys());
   }
 }

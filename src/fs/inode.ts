@@ -24,6 +24,13 @@ export class Inode {
   /** the last description given to the kernel (used once the inode has no name) */
   desc: Description | null = null;
   nlink = 1;
+  /**
+   * Its record was durable when writing began: the record saying "being written" (w) must
+   * be durable before the first change of its data reaches the stick (docs/format.md, rule 3).
+   */
+  markPending = false;
+  /** a truncate without a handle marked it "being written": unmark once done */
+  clearWriting = false;
 
   constructor(
     readonly ino: number,

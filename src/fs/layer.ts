@@ -111,12 +111,15 @@ export class Layer {
   /** The record of a stored entry, if it still applies to what is on the stick. */
   freshRecord(meta: DirMeta, name: string, facts: StoredFacts, where: string): MetaRecord | undefined {
     const rec = meta.get(name);
-    if (rec && !recordApplies(rec, facts)) {
+    if (rec && recordApplies(rec, facts)) return rec;
+    // a record written ahead of a change the crash did not keep: the earlier one matches
+    const older = meta.fallback(name, facts);
+    if (older) return older;
+    if (rec) {
       warnOnce(`stale:${where}`, `${showPath(where)} changed outside pershome; its old metadata is dropped`);
       meta.delete(name);
-      return undefined;
     }
-    return rec;
+    return undefined;
   }
 
   /** Fresh description of an inode from the stick (or the last one, once it has no name). */

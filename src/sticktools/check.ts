@@ -428,6 +428,8 @@ export function checkHome(home: string): Report {
     refs.set(id, l);
   };
   const vanished: { d: DirScan; name: string; rec: MetaRecord }[] = [];
+  /** stale records on an empty file or a placeholder: where data moving to links came from */
+  const emptied: { d: DirScan; name: string; rec: MetaRecord }[] = [];
   /** names whose record is (or will be) gone: candidates for a renamed record */
   const withoutRecord = new Map<string, Set<string>>();
   const noRec = (d: DirScan, name: string): void => {
@@ -477,6 +479,8 @@ export function checkHome(home: string): Report {
           if (rec.kind === "h" && rec.linkId) ref(rec.linkId, d.rel, name);
         } else {
           noRec(d, name);
+          if (rec.kind === "f" && facts.isFile && (facts.size === 0 || d.placeholders.has(name)))
+            emptied.push({ d, name, rec });
           add({
             kind: "record-stale",
             severity: "problem",
@@ -591,8 +595,13 @@ export function checkHome(home: string): Report {
       if (names.length === 0) {
         // Data no name points to. A crash while a file was becoming a hard link leaves it here
         // while the file's old record (same size and time) still waits in its folder: put it back.
-        const matches = vanished.filter(
-          (v) => v.rec.kind === "f" && !claimed.has(`${v.d.rel}\0${v.name}`) && sameFp(v.rec.fp, facts),
+        // (or, if the pull came before the placeholder's content, an empty file under its name)
+        const matches = [...vanished, ...emptied].filter(
+          (v) =>
+            v.rec.kind === "f" &&
+            !claimed.has(`${v.d.rel}\0${v.name}`) &&
+            sameFp(v.rec.fp, facts) &&
+            (!v.d.entries.has(v.name) || [undefined, id].includes(v.d.placeholders.get(v.name))),
         );
         const back = matches.length === 1 ? matches[0]! : null;
         if (back) claimed.add(`${back.d.rel}\0${back.name}`);
@@ -627,6 +636,11 @@ export function checkHome(home: string): Report {
       }
     }
   }
+
+  // the record of a file that goes back is right again: not stale
+  report.findings = report.findings.filter(
+    (f) => !(f.kind === "record-stale" && f.dir !== undefined && claimed.has(`${f.dir}\0${f.name}`)),
+  );
 
   // --- records whose file is gone: renamed elsewhere (same size and time), or deleted
   const renamedTo = new Set<string>();

@@ -254,7 +254,10 @@ function repair(report: Report, now: Date): RepairResult {
       if (f.to) {
         const [rel, name] = f.to.split("\0") as [string, string];
         const target = `${absOf(rel)}/${name}`;
-        if (!stat(target)) {
+        const there = stat(target);
+        // an empty file or a placeholder (check.ts made sure) holds nothing to lose
+        if (!there || (there.isFile && (there.size === 0 || dirOf(rel)?.placeholders.has(name)))) {
+          if (there) lower.unlink(target);
           lower.rename(dataPath, target);
           lower.fsyncDir(absOf(rel));
           delRec(linksRel, f.linkId);

@@ -59,7 +59,9 @@ function makeFileLike(
   extra: Partial<MetaRecord> = {},
 ): EntryParam {
   mustBeAbsent(L, parent, name);
-  const stored = L.createStored(parent, name, (path) => L.lower.writeNew(path, content, false));
+  // A symlink's target is its stored content: durable before its record fingerprints it, or
+  // a pull after fsync of the folder could leave an empty file (found by test/crash-states).
+  const stored = L.createStored(parent, name, (path) => L.lower.writeNew(path, content, content.length > 0));
   const inode = adopt(L, parent, name, stored, kind);
   const t = now();
   L.refreshFingerprint(inode, { kind, mode: mode & 0o7777, mtime: t, ctime: t, ...extra });
@@ -197,6 +199,23 @@ export function rename(
   const srcPath = L.pathOf(parent) + "/" + srcEntry.stored;
   const dstPath = L.pathOf(newParent) + "/" + target;
   if (
+    (record && srcIndex.meta.onStick(srcEntry.stored)) ||
+    (dstEntry && dstIndex.meta.onStick(target))
+  ) {
+    // A record the stick may hold is at stake: the records as they are after the rename
+    // go to the stick first. A pull that keeps them but not the rename finds the earlier
+    // records in the log, matching the files still there (DirMeta.fallback); written after,
+    // a pull could keep the rename alone and the moved file would lose its mode.
+    const facts = src.isDir ? null : L.lower.stat(srcPath);
+    const ahead: MetaRecord | undefined = record && { ...record, name: target, ctime: now() };
+    if (ahead && facts && ahead.fp) ahead.fp = fingerprint(facts);
+    srcIndex.meta.delete(srcEntry.stored);
+    if (ahead) dstIndex.meta.set(ahead);
+    else dstIndex.meta.delete(target);
+    L.flushMeta(srcIndex.meta, true);
+    if (dstIndex !== srcIndex) L.flushMeta(dstIndex.meta, true);
+  }
+  if (
     parent === newParent &&
     target !== srcEntry.stored &&
     foldOfBytes(target) === foldOfBytes(srcEntry.stored)
@@ -262,6 +281,8 @@ function ensureLinksDir(L: Layer): void {
   const linksPath = L.pathOf(L.links);
   if (!L.lower.stat(linksPath)) {
     L.lower.mkdir(linksPath);
+    // durable before data moves in: a pull must not take the folder and the data with it
+    L.lower.fsyncDir(areaPath);
     L.newDirIndex(L.links);
   }
 }
@@ -286,10 +307,13 @@ function convertToLink(L: Layer, inode: Inode): void {
     writing: true,
   });
   L.flushMeta(links.meta, true);
-  // 2. the data moves; 3. a placeholder takes its old name
+  // 2. the data moves, and its new entry is made durable before anything replaces the old
+  // one; 3. a placeholder takes its old name, its content durable before a record
+  // fingerprints it (a pull could otherwise keep an empty placeholder: test/crash-states)
   L.lower.rename(dataPath, linkPath);
+  L.lower.fsyncDir(L.pathOf(L.links));
   links.add(id, id, false);
-  L.lower.writeNew(dataPath, placeholder(id), false);
+  L.lower.writeNew(dataPath, placeholder(id), true);
   const facts = L.lower.stat(dataPath);
   meta.set({
     name: inode.stored,
@@ -319,7 +343,7 @@ export function link(L: Layer, inode: Inode, newParent: Inode, newName: string):
   L.updateRecord(inode, { nlink: count, ctime: now() });
   L.flushMeta(meta, true);
   const id = inode.linkId ?? fail(E.EIO);
-  const stored = L.createStored(newParent, newName, (path) => L.lower.writeNew(path, placeholder(id), false));
+  const stored = L.createStored(newParent, newName, (path) => L.lower.writeNew(path, placeholder(id), true));
   const index = L.dirIndex(newParent);
   index.add(newName, stored, false);
   const facts = L.lower.stat(L.pathOf(newParent) + "/" + stored);

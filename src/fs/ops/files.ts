@@ -21,14 +21,39 @@ export function getattr(L: Layer, inode: Inode): Attr {
   return L.attr(inode);
 }
 
+/**
+ * Before the first change to a file's data: if its record was on the stick for good when
+ * writing began, the record marked "being written" goes to the stick first. Otherwise a pull
+ * could keep the new data (or a truncation) with the old fingerprint, and the file would lose
+ * its mode, times and xattrs as "changed outside pershome" (found by test/crash-states).
+ */
+function beforeDataChange(L: Layer, inode: Inode): void {
+  if (!inode.markPending) return;
+  inode.markPending = false;
+  if (inode.linked) L.flushMeta(L.slotOf(inode).meta, true);
+}
+
+/** For a change made without an open handle: the "being written" record first, if it matters. */
+function markWriting(L: Layer, inode: Inode): boolean {
+  if (!inode.linked) return false;
+  const { meta, name } = L.slotOf(inode);
+  if (!meta.onStick(name)) return false;
+  L.updateRecord(inode, { writing: true });
+  L.flushMeta(meta, true);
+  return true;
+}
+
 function truncate(L: Layer, inode: Inode, size: number, h: FileHandle | undefined): void {
   if (inode.isDir) fail(E.EISDIR);
   if (inode.kind === "l" || inode.kind === "p" || inode.kind === "s") fail(E.EINVAL);
   if (h?.writable) {
+    beforeDataChange(L, inode);
     L.lower.ftruncate(h.fd, size);
     return;
   }
   if (!inode.linked) fail(E.EBADF); // its old stored path may belong to another file by now
+  if (inode.writers > 0) beforeDataChange(L, inode);
+  else if (markWriting(L, inode)) inode.clearWriting = true;
   const fd = L.lower.open(L.pathOf(inode), C.O_WRONLY);
   try {
     L.lower.ftruncate(fd, size);
@@ -47,6 +72,10 @@ export function setattr(L: Layer, inode: Inode, attr: Attr, valid: number, h: Fi
   if (valid & V.SIZE) {
     truncate(L, inode, attr.size, h);
     changes.mtime = t;
+    if (inode.clearWriting) {
+      changes.writing = false;
+      inode.clearWriting = false;
+    }
   }
   if (valid & V.ATIME_NOW) changes.atime = t;
   else if (valid & V.ATIME) changes.atime = [attr.atimeSec, attr.atimeNsec];
@@ -85,7 +114,13 @@ function startHandle(L: Layer, inode: Inode, fd: number, flags: number): FileHan
   if (writable) {
     inode.writers++;
     // Trust this record even if a pull cuts the write short (docs/format.md, "w").
-    if (inode.writers === 1) L.updateRecord(inode, { writing: true });
+    if (inode.writers === 1) {
+      if (inode.linked) {
+        const { meta, name } = L.slotOf(inode);
+        inode.markPending = meta.onStick(name) && !(meta.isDurable(name) && meta.get(name)?.writing);
+      }
+      L.updateRecord(inode, { writing: true });
+    }
   }
   return { kind: "file", fd, inode, writable, dirty: (flags & C.O_TRUNC) !== 0 };
 }
@@ -93,6 +128,11 @@ function startHandle(L: Layer, inode: Inode, fd: number, flags: number): FileHan
 export function open(L: Layer, inode: Inode, flags: number): FileHandle {
   if (inode.isDir) fail(E.EISDIR);
   if (inode.kind === "l") fail(E.ELOOP);
+  // O_TRUNC truncates on the stick at once: the "being written" record must be there first
+  if ((flags & C.O_TRUNC) !== 0 && (flags & O_ACCMODE) !== C.O_RDONLY) {
+    if (inode.writers > 0) beforeDataChange(L, inode);
+    else markWriting(L, inode);
+  }
   const fd = L.lower.open(L.pathOf(inode), openFlags(flags));
   const h = startHandle(L, inode, fd, flags);
   if (flags & C.O_TRUNC) L.updateRecord(inode, { mtime: now(), ctime: now() });
@@ -130,6 +170,7 @@ export function read(L: Layer, h: FileHandle, size: number, off: number): { buf:
 }
 
 export function write(L: Layer, h: FileHandle, data: Buffer, off: number): number {
+  beforeDataChange(L, h.inode);
   let n: number;
   try {
     n = L.lower.write(h.fd, data, off);
@@ -195,6 +236,7 @@ export function fallocate(L: Layer, h: FileHandle, mode: number, off: number, le
   if (!h.writable) fail(E.EBADF);
   const size = L.lower.fstat(h.fd).size;
   if (off + length > size) {
+    beforeDataChange(L, h.inode);
     L.lower.ftruncate(h.fd, off + length);
     h.dirty = true;
   }

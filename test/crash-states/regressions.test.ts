@@ -1,0 +1,147 @@
+// Violations the crash-state checker found (docs/robustness.md), each kept as the one crash
+// state that showed it: the home is recorded through the layer, the state is rebuilt from the
+// record at the cut where the bug lived, and the layer must keep what was promised.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { NodeLower } from "../../src/fs/lower.js";
+import { RecordingLower } from "../../src/fs/recording-lower.js";
+import { HomeDriver } from "../../lab/crash/driver.js";
+import { CrashModel, materialise, rng } from "../../lab/crash/model.js";
+import { checkHome, problems } from "../../src/sticktools/check.js";
+import { repairHome } from "../../src/sticktools/repair.js";
+
+const C = fs.constants;
+let work = "";
+/** events recorded once the scenario's body returned */
+let synced = 0;
+afterEach(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** Runs `setup` (then a clean unmount), records `body`, and returns a function that gives the
+ * layer's view of `p` after a crash state at every cut where `when(event)` holds. */
+function scenario(setup: (d: HomeDriver) => void, body: (d: HomeDriver) => void) {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "pershome-crashreg-"));
+  const home = path.join(work, "rec", "pershome");
+  fs.mkdirSync(home, { recursive: true });
+  HomeDriver.prepare(home);
+  const root = Buffer.from(home).toString("latin1");
+  const first = new HomeDriver(new NodeLower(root));
+  setup(first);
+  first.unmount();
+  const rec = new RecordingLower(new NodeLower(root));
+  body(new HomeDriver(rec));
+  synced = rec.events.length;
+  let n = 0;
+  /** every cut, nothing pending kept, plus `random` sampled states per cut */
+  return (look: (d: HomeDriver, cut: number, dir: string) => void, random = 6): number => {
+    const model = new CrashModel(rec.baseline, rec.events);
+    const rand = rng(3);
+    for (let cut = 0; ; cut++) {
+      for (let i = 0; i <= random; i++) {
+        const dir = path.join(work, `s${n++}`, "pershome");
+        materialise(model.state(rand, i === 0 ? "none" : "random"), dir);
+        look(new HomeDriver(new NodeLower(Buffer.from(dir).toString("latin1"))), cut, dir);
+        fs.rmSync(path.dirname(dir), { recursive: true, force: true });
+      }
+      if (model.done) return n;
+      model.advance();
+    }
+  };
+}
+
+const quiet = <T>(fn: () => T): T => {
+  const w = process.stderr.write;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    return fn();
+  } finally {
+    process.stderr.write = w;
+  }
+};
+
+describe("crash states that once lost a durable mode or file", () => {
+  it("an editor's save by rename over a 0600 file keeps 0600 whether or not the rename survived", () => {
+    const states = scenario(
+      (d) => d.writeFile("notes", Buffer.from("old\n"), { mode: 0o600, sync: true }),
+      (d) => {
+        d.writeFile(".notes.swp", Buffer.from("new version\n"), { mode: 0o600, sync: true });
+        d.rename(".notes.swp", "notes");
+        d.fsyncdir("");
+      },
+    );
+    quiet(() =>
+      states((d) => {
+        const v = d.view("notes") ?? d.view(".notes.swp");
+        expect(v?.perm.toString(8)).toBe("600");
+      }),
+    );
+  });
+
+  it("appending to a synced 0600 file (like .bash_history at logout) never leaves it 0644", () => {
+    const states = scenario(
+      (d) => d.writeFile("history", Buffer.from("ls\n".repeat(100)), { mode: 0o600, sync: true }),
+      (d) => {
+        const h = d.openFile("history", C.O_WRONLY);
+        d.write(h, Buffer.from("make\n".repeat(300)), 300);
+        d.fsync(h);
+        d.close(h);
+      },
+    );
+    quiet(() => states((d) => expect(d.view("history")?.perm.toString(8)).toBe("600")));
+  });
+
+  it("truncate-and-rewrite of a synced 0600 file keeps its mode at every cut", () => {
+    const states = scenario(
+      (d) => d.writeFile("config", Buffer.from("a=1\n".repeat(200)), { mode: 0o600, sync: true }),
+      (d) => d.writeFile("config", Buffer.from("b=2\n"), { sync: true }),
+    );
+    quiet(() => states((d) => expect(d.view("config")?.perm.toString(8)).toBe("600")));
+  });
+
+  // KNOWN, not fixed yet (docs/robustness.md): a pull between the placeholder's content and its
+  // record leaves the placeholder under the name and check --repair does not relink it yet.
+  it.fails("a synced file that gets a second name (hard link) keeps its content at every cut (after check --repair)", () => {
+    const content = Buffer.from("precious ".repeat(100));
+    const states = scenario(
+      (d) => d.writeFile("a", content, { mode: 0o600, sync: true }),
+      (d) => {
+        d.link("a", "b");
+        d.fsyncdir("");
+      },
+    );
+    quiet(() =>
+      states((_d, _cut, dir) => {
+        // a pull while the data moves into .pershome/links can leave it only there: check
+        // --repair puts it back (docs/format.md, rule 5)
+        const report = checkHome(dir);
+        if (problems(report).length > 0) repairHome(report);
+        const v = new HomeDriver(new NodeLower(Buffer.from(dir).toString("latin1"))).view("a");
+        expect(v?.data?.equals(content), `a is ${v?.size} bytes`).toBe(true);
+        expect(v?.perm.toString(8)).toBe("600");
+      }),
+    );
+  });
+
+  it("a symlink whose folder was fsync'd is a symlink, not an empty file", () => {
+    const states = scenario(
+      () => undefined,
+      (d) => {
+        d.symlink("target/file", "link");
+        d.fsyncdir("");
+      },
+    );
+    let checked = 0;
+    quiet(() =>
+      states((d, cut) => {
+        if (cut < synced) return; // before the folder's fsync returned nothing was promised
+        const v = d.view("link");
+        if (v && v.kind !== "l") expect.fail(`cut ${cut}: link is a ${v.kind} of ${v.size} bytes`);
+        checked++;
+      }),
+    );
+    expect(checked).toBeGreaterThan(3);
+  });
+});
