@@ -18,7 +18,13 @@ import { CrashModel, materialise, rng } from "./model.js";
 /** One acceptable look of a promised entry. */
 export type Alt =
   | { absent: true }
-  | { kind: ViewKind; perms?: number[]; sha?: string; prefix?: { len: number; sha: string }; target?: string };
+  | {
+      kind: ViewKind;
+      perms?: number[];
+      sha?: string;
+      prefix?: { len: number; sha: string };
+      target?: string;
+    };
 
 interface Promise {
   /** events recorded when the promise starts to hold */
@@ -71,7 +77,12 @@ export class Promises {
 
 export function altOf(v: ViewEntry | null): Alt {
   if (!v) return { absent: true };
-  return { kind: v.kind, perms: [v.perm], ...(v.sha ? { sha: v.sha } : {}), ...(v.target ? { target: v.target } : {}) };
+  return {
+    kind: v.kind,
+    perms: [v.perm],
+    ...(v.sha ? { sha: v.sha } : {}),
+    ...(v.target ? { target: v.target } : {}),
+  };
 }
 
 function matches(v: ViewEntry | undefined, a: Alt): boolean {
@@ -80,7 +91,10 @@ function matches(v: ViewEntry | undefined, a: Alt): boolean {
   if (a.perms && !a.perms.includes(v.perm)) return false;
   if (a.sha && v.sha !== a.sha) return false;
   if (a.target !== undefined && v.target !== a.target) return false;
-  if (a.prefix && (!v.data || v.data.length < a.prefix.len || sha(v.data.subarray(0, a.prefix.len)) !== a.prefix.sha))
+  if (
+    a.prefix &&
+    (!v.data || v.data.length < a.prefix.len || sha(v.data.subarray(0, a.prefix.len)) !== a.prefix.sha)
+  )
     return false;
   return true;
 }
@@ -119,7 +133,10 @@ export function baselineHome(d: HomeDriver): void {
   d.mkdir("src");
   d.writeFile("Documents/report.odt", bytes(r, 20_000), { sync: true });
   d.writeFile("Documents/notes.txt", text("first notes\n", 50), { mode: 0o600, sync: true });
-  d.writeFile(".ssh/id_ed25519", text("-----BEGIN OPENSSH PRIVATE KEY-----\n", 10), { mode: 0o600, sync: true });
+  d.writeFile(".ssh/id_ed25519", text("-----BEGIN OPENSSH PRIVATE KEY-----\n", 10), {
+    mode: 0o600,
+    sync: true,
+  });
   d.writeFile(".bashrc", text("alias ll='ls -l'\n", 3), { sync: true });
   d.writeFile("src/main.c", text("int main(void) { return 0; }\n", 4), { sync: true });
   d.writeFile("src/build.sh", text("#!/bin/sh\ncc main.c\n", 1), { mode: 0o755, sync: true });
@@ -159,7 +176,11 @@ export function homeWorkload(d: HomeDriver, P: Promises): void {
     const body = text(`notes version ${i}\n`, 40 + i * 30);
     d.writeFile("Documents/.notes.txt.swp", body, { mode: 0o600, sync: true });
     // without atomic rename-over the new data may be left under the temporary name
-    P.widen("Documents/notes.txt", [{ kind: "f", perms: [0o600], sha: sha(body) }], ["Documents/.notes.txt.swp"]);
+    P.widen(
+      "Documents/notes.txt",
+      [{ kind: "f", perms: [0o600], sha: sha(body) }],
+      ["Documents/.notes.txt.swp"],
+    );
     d.rename("Documents/.notes.txt.swp", "Documents/notes.txt");
     d.fsyncdir("Documents");
     P.exact("Documents/notes.txt", "Documents/notes.txt");
@@ -200,7 +221,9 @@ export function homeWorkload(d: HomeDriver, P: Promises): void {
   let logged = Buffer.alloc(0);
   for (let i = 0; i < 6; i++) {
     const chunk = text(`entry ${i} `, 3000 + i * 700);
-    P.widen(".cache/session.log", [{ kind: "f", perms: [0o600], prefix: { len: logged.length, sha: sha(logged) } }]);
+    P.widen(".cache/session.log", [
+      { kind: "f", perms: [0o600], prefix: { len: logged.length, sha: sha(logged) } },
+    ]);
     d.append(".cache/session.log", chunk, i % 2 === 1);
     logged = Buffer.concat([logged, chunk]);
     if (i % 2 === 1) P.exact(".cache/session.log", ".cache/session.log");
@@ -274,7 +297,11 @@ export function homeWorkload(d: HomeDriver, P: Promises): void {
 
   // the key's folder gets a new key, saved carefully, and an xattr on the notes
   d.writeFile(".ssh/id_ed25519.tmp", text("-----NEW KEY-----\n", 12), { mode: 0o600, sync: true });
-  P.widen(".ssh/id_ed25519", [{ kind: "f", perms: [0o600], sha: sha(text("-----NEW KEY-----\n", 12)) }], [".ssh/id_ed25519.tmp"]);
+  P.widen(
+    ".ssh/id_ed25519",
+    [{ kind: "f", perms: [0o600], sha: sha(text("-----NEW KEY-----\n", 12)) }],
+    [".ssh/id_ed25519.tmp"],
+  );
   d.rename(".ssh/id_ed25519.tmp", ".ssh/id_ed25519");
   d.fsyncdir(".ssh");
   P.exact(".ssh/id_ed25519", ".ssh/id_ed25519");
@@ -339,7 +366,11 @@ function quietly<T>(fn: () => T): T {
   const re = /^pershome\[\d+\] (warn|info|debug): /;
   process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
     if (re.test(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString())) return true;
-    return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean).call(process.stderr, chunk, ...rest);
+    return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean).call(
+      process.stderr,
+      chunk,
+      ...rest,
+    );
   }) as typeof process.stderr.write;
   try {
     return fn();
@@ -388,7 +419,10 @@ export function checkState(
     try {
       walked = new HomeDriver(new NodeLower(root)).walk();
     } catch (err) {
-      out.push({ stage, problem: `the layer could not open the home: ${(err as Error).stack ?? String(err)}` });
+      out.push({
+        stage,
+        problem: `the layer could not open the home: ${(err as Error).stack ?? String(err)}`,
+      });
       return;
     }
     for (const p of walked.problems) out.push({ stage, problem: p });
@@ -406,19 +440,29 @@ export function checkState(
   if (findings.length > 0) {
     const res = repairHome(report);
     repaired = true;
-    for (const f of res.failed) out.push({ stage: "repair", problem: `${f.finding.kind} ${f.finding.path}: ${f.why}` });
+    for (const f of res.failed)
+      out.push({ stage: "repair", problem: `${f.finding.kind} ${f.finding.path}: ${f.why}` });
     const again = problems(checkHome(dir));
-    for (const f of again) out.push({ stage: "check", problem: `after --repair: ${f.kind} ${f.path}: ${f.message}` });
+    for (const f of again)
+      out.push({ stage: "check", problem: `after --repair: ${f.kind} ${f.path}: ${f.message}` });
     look("after-repair");
   }
-  return { problems: out, findings, repaired, keptOnlyAfterRepair: findings.length > 0 && beforeRepair.length > 0 };
+  return {
+    problems: out,
+    findings,
+    repaired,
+    keptOnlyAfterRepair: findings.length > 0 && beforeRepair.length > 0,
+  };
 }
 
 function describeEvent(e: RecordingLower["events"][number] | undefined): string {
   if (!e) return "(end)";
   const { op, ...rest } = e as { op: string } & Record<string, unknown>;
   const shown = Object.entries(rest)
-    .map(([k, v]) => `${k}=${Buffer.isBuffer(v) ? `<${v.length} bytes>` : typeof v === "string" ? JSON.stringify(Buffer.from(v, "latin1").toString("utf8")) : String(v)}`)
+    .map(
+      ([k, v]) =>
+        `${k}=${Buffer.isBuffer(v) ? `<${v.length} bytes>` : typeof v === "string" ? JSON.stringify(Buffer.from(v, "latin1").toString("utf8")) : String(v)}`,
+    )
     .join(" ");
   return `${op} ${shown}`;
 }

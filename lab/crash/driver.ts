@@ -21,7 +21,10 @@ import type { Attr } from "../../src/native/types.js";
 const C = fs.constants;
 /** a user path ("a/b", UTF-8) as the layer's byte-string names */
 const parts = (p: string): string[] =>
-  p.split("/").filter(Boolean).map((s) => Buffer.from(s, "utf8").toString("latin1"));
+  p
+    .split("/")
+    .filter(Boolean)
+    .map((s) => Buffer.from(s, "utf8").toString("latin1"));
 
 export type ViewKind = "f" | "d" | "l" | "p" | "s";
 export interface ViewEntry {
@@ -123,7 +126,7 @@ export class HomeDriver {
 
   write(h: FileHandle, data: Buffer, off: number): void {
     // the kernel sends writes of at most 1 MiB (128 KiB here, to make more of them)
-    for (let done = 0; done < data.length; ) {
+    for (let done = 0; done < data.length;) {
       const chunk = data.subarray(done, done + 128 * 1024);
       done += files.write(this.L, h, chunk, off + done);
     }
@@ -254,7 +257,7 @@ export class HomeDriver {
       const h = files.open(this.L, inode, C.O_RDONLY);
       try {
         const chunks: Buffer[] = [];
-        for (let off = 0; ; ) {
+        for (let off = 0; ;) {
           const { buf, length } = files.read(this.L, h, 1 << 20, off);
           if (length === 0) break;
           chunks.push(Buffer.from(buf.subarray(0, length)));

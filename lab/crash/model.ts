@@ -91,7 +91,8 @@ function tearWrite(f: MFile, op: Extract<FileOp, { op: "write" }>, cut: number, 
     kept.subarray(0, Math.max(0, data.length - op.pos)).copy(data, op.pos);
     return { data, mtimeNs: f.mtimeNs };
   }
-  const size = half === "new-size" ? Math.max(f.data.length, op.pos + op.data.length) : Math.max(f.data.length, cut);
+  const size =
+    half === "new-size" ? Math.max(f.data.length, op.pos + op.data.length) : Math.max(f.data.length, cut);
   const data = Buffer.alloc(size); // unwritten bytes past the old end read as zeros
   f.data.copy(data, 0, 0, Math.min(size, f.data.length));
   kept.copy(data, op.pos);
@@ -282,7 +283,8 @@ export class CrashModel {
         c.half = ["sectors", "new-size", "old-size"][Math.floor(rand() * 3)]!;
       }
       fileChoice.set(id, c);
-      if (c.keep < ops.length) labels.push(`f${id}:${c.keep}/${ops.length}${c.half ? `+${c.half}@${c.cut}` : ""}`);
+      if (c.keep < ops.length)
+        labels.push(`f${id}:${c.keep}/${ops.length}${c.half ? `+${c.half}@${c.cut}` : ""}`);
     }
     for (const [id, ops] of this.pendingDirs) {
       const c: Choice = { keep: pick(ops.length) };
@@ -293,7 +295,7 @@ export class CrashModel {
       dirChoice.set(id, c);
     }
     // a removal that is the second half of a move waits for its first half
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const [id, ops] of this.pendingDirs) {
         const c = dirChoice.get(id)!;

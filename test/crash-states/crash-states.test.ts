@@ -25,10 +25,17 @@ describe("crash states of a home workload (FAT model)", () => {
     // KNOWN too: after a torn append to a log, --repair can leave a "w" mark (record-open) that
     // a second check still reports (found at seed 1, cut 123; not investigated yet).
     const known = (v: { problem: string }): boolean =>
-      /^(Documents\/draft-0\.txt|link:draft-0b?):/.test(v.problem) || /^after --repair: record-open /.test(v.problem);
+      /^(Documents\/draft-0\.txt|link:draft-0b?):/.test(v.problem) ||
+      /^after --repair: record-open /.test(v.problem);
     const knownCount = r.violations.filter(known).length;
-    if (knownCount > 0) console.log(`known (hard-link window, record-open after repair): ${knownCount} violation(s), not fixed yet`);
-    const shown = r.violations.filter((v) => !known(v)).slice(0, 15).map((v) => `cut ${v.cut} after [${v.event}] {${v.state}} ${v.stage}: ${v.problem}`);
+    if (knownCount > 0)
+      console.log(
+        `known (hard-link window, record-open after repair): ${knownCount} violation(s), not fixed yet`,
+      );
+    const shown = r.violations
+      .filter((v) => !known(v))
+      .slice(0, 15)
+      .map((v) => `cut ${v.cut} after [${v.event}] {${v.state}} ${v.stage}: ${v.problem}`);
     expect(shown).toEqual([]);
   }, 600_000);
 });

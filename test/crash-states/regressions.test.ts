@@ -103,27 +103,30 @@ describe("crash states that once lost a durable mode or file", () => {
 
   // KNOWN, not fixed yet (docs/robustness.md): a pull between the placeholder's content and its
   // record leaves the placeholder under the name and check --repair does not relink it yet.
-  it.fails("a synced file that gets a second name (hard link) keeps its content at every cut (after check --repair)", () => {
-    const content = Buffer.from("precious ".repeat(100));
-    const states = scenario(
-      (d) => d.writeFile("a", content, { mode: 0o600, sync: true }),
-      (d) => {
-        d.link("a", "b");
-        d.fsyncdir("");
-      },
-    );
-    quiet(() =>
-      states((_d, _cut, dir) => {
-        // a pull while the data moves into .pershome/links can leave it only there: check
-        // --repair puts it back (docs/format.md, rule 5)
-        const report = checkHome(dir);
-        if (problems(report).length > 0) repairHome(report);
-        const v = new HomeDriver(new NodeLower(Buffer.from(dir).toString("latin1"))).view("a");
-        expect(v?.data?.equals(content), `a is ${v?.size} bytes`).toBe(true);
-        expect(v?.perm.toString(8)).toBe("600");
-      }),
-    );
-  });
+  it.fails(
+    "a synced file that gets a second name (hard link) keeps its content at every cut (after check --repair)",
+    () => {
+      const content = Buffer.from("precious ".repeat(100));
+      const states = scenario(
+        (d) => d.writeFile("a", content, { mode: 0o600, sync: true }),
+        (d) => {
+          d.link("a", "b");
+          d.fsyncdir("");
+        },
+      );
+      quiet(() =>
+        states((_d, _cut, dir) => {
+          // a pull while the data moves into .pershome/links can leave it only there: check
+          // --repair puts it back (docs/format.md, rule 5)
+          const report = checkHome(dir);
+          if (problems(report).length > 0) repairHome(report);
+          const v = new HomeDriver(new NodeLower(Buffer.from(dir).toString("latin1"))).view("a");
+          expect(v?.data?.equals(content), `a is ${v?.size} bytes`).toBe(true);
+          expect(v?.perm.toString(8)).toBe("600");
+        }),
+      );
+    },
+  );
 
   it("a symlink whose folder was fsync'd is a symlink, not an empty file", () => {
     const states = scenario(

@@ -198,10 +198,7 @@ export function rename(
   const record = srcIndex.meta.get(srcEntry.stored);
   const srcPath = L.pathOf(parent) + "/" + srcEntry.stored;
   const dstPath = L.pathOf(newParent) + "/" + target;
-  if (
-    (record && srcIndex.meta.onStick(srcEntry.stored)) ||
-    (dstEntry && dstIndex.meta.onStick(target))
-  ) {
+  if ((record && srcIndex.meta.onStick(srcEntry.stored)) || (dstEntry && dstIndex.meta.onStick(target))) {
     // A record the stick may hold is at stake: the records as they are after the rename
     // go to the stick first. A pull that keeps them but not the rename finds the earlier
     // records in the log, matching the files still there (DirMeta.fallback); written after,
