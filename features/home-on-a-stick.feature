@@ -20,6 +20,7 @@ Feature: A home folder on a USB stick, carried from the college lab to the town 
       printf 'other\n' > projects.MD
       """
     Then the session's home was on the stick
+    And the layer ran as the systemd unit pershome@joseph.service
     When joseph pulls the stick from the "college" client
     Then the host sees "report.txt" in the stick's "/pershome" folder
     And the stick checks clean

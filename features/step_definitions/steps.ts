@@ -18,6 +18,7 @@ function kindOf(word: string): StickKind {
 /** Logs `user` in at `machine` (su -l), runs `script` in the home, logs out. */
 async function login(world: LabWorld, user: string, machine: string, script: string): Promise<SessionResult> {
   const m = world.lab.client(machine);
+  // First line: the home's filesystem as the session sees it.
   const wrapped = `printf '%s %s\\n' '${HOME_MARK}' "$(findmnt -n -o FSTYPE -T "$HOME")"\n${script}`;
   const r = await m.asUser(user, wrapped, 180_000);
   const at = r.output.indexOf(HOME_MARK);
@@ -96,6 +97,19 @@ Then("the session's home was on the stick", function (this: LabWorld) {
   );
   assert.equal(s.rc, 0, `the commands failed:\n${s.output}`);
 });
+
+Then(
+  "the layer ran as the systemd unit pershome@{word}.service",
+  async function (this: LabWorld, user: string) {
+    // Where systemd is PID 1 the hook runs the daemon as a unit (journal, outside the session's cgroup).
+    const s = this.lastSession();
+    const journal = await this.lab
+      .client(s.machine)
+      .succeed(`journalctl -b --no-pager -o cat -u pershome@${user}.service`);
+    assert.match(journal, /Started pershome@/, `the unit's journal:\n${journal}`);
+    assert.match(journal, /ready/, `the unit's journal:\n${journal}`);
+  },
+);
 
 Then("the session's home was not on a stick", function (this: LabWorld) {
   const s = this.lastSession();
