@@ -66,7 +66,8 @@ Feature: A home folder on a USB stick, carried from the college lab to the town 
     When joseph plugs the stick into the "college" client
     And joseph starts a session at the "college" client that saves "thesis.txt", syncs it, then keeps writing "log.txt"
     And joseph pulls the stick from the "college" client while the session writes
-    Then the session at the "college" client ends by itself, and nothing of joseph's stays mounted there
+    Then joseph's desktop is told "was removed or stopped working while you were logged in" at the "college" client
+    And the session at the "college" client ends by itself, and nothing of joseph's stays mounted there
     When joseph plugs the stick into the "library" client
     And joseph logs in at the "library" client and runs:
       """

@@ -180,6 +180,16 @@ When(
 );
 
 Then(
+  "{word}'s desktop is told {string} at the {string} client",
+  async function (this: LabWorld, user: string, words: string, machine: string) {
+    // The stick watcher leaves the message for the session's notifier (zenity / notify-send).
+    const file = `/run/pershome-notify/${user}`;
+    const text = await this.lab.client(machine).waitUntilSucceeds(`cat ${file}`, 60_000);
+    assert.ok(text.replace(/\s+/g, " ").includes(words), `the notifier's message was:\n${text}`);
+  },
+);
+
+Then(
   "the session at the {string} client ends by itself, and nothing of joseph's stays mounted there",
   async function (this: LabWorld, machine: string) {
     const m = this.lab.client(machine);

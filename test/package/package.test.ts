@@ -272,7 +272,7 @@ describe.skipIf(!isRoot)("Debian package", () => {
     expect(readFileSync(join(ROOT, "var/lib/pam/seen"), "utf8")).toBe(seenBefore);
   }, 1_200_000);
 
-  it("an admin who enabled the profile gets the hook line, and removal takes it out again", async () => {
+  it("an admin who enabled the profile keeps it (and their settings) through an upgrade; removal takes it out", async () => {
     const before = pamState();
     await mustInRoot(`apt-get install -y -q --no-install-recommends /tmp/${debName}`, 900_000);
     await mustInRoot("pam-auth-update --enable pershome");
@@ -280,10 +280,34 @@ describe.skipIf(!isRoot)("Debian package", () => {
     expect(session).toMatch(
       /^session\s+optional\s+pam_exec\.so seteuid stdout quiet \/usr\/lib\/pershome\/bin\/pershome-pam-hook$/m,
     );
-    // upgrade (reinstall) keeps it enabled and the conffile untouched
+    // reinstall keeps it enabled
     await mustInRoot(`apt-get install -y -q --reinstall /tmp/${debName}`, 900_000);
     expect(readFileSync(join(ROOT, "etc/pam.d/common-session"), "utf8")).toBe(session);
+    // a real upgrade to a newer version: the admin's setting in the conffile and the enabled
+    // profile are kept, nothing asks a question (apt runs without a terminal here)
+    const conf = join(ROOT, "etc/pershome/pershome.conf");
+    writeFileSync(conf, readFileSync(conf, "utf8") + "\nopt_in = everyone\n");
+    const adminConf = readFileSync(conf, "utf8");
+    const next = await newerVersionOf(deb);
+    copyFileSync(next, join(ROOT, "tmp/pershome-next.deb"));
+    await mustInRoot("apt-get install -y -q /tmp/pershome-next.deb", 900_000);
+    expect((await mustInRoot("dpkg-query -W -f '${Version}' pershome")).stdout).toMatch(/\+lab1$/);
+    expect(readFileSync(conf, "utf8")).toBe(adminConf);
+    expect(readFileSync(join(ROOT, "etc/pam.d/common-session"), "utf8")).toBe(session);
+    expect((await mustInRoot("/usr/bin/pershome --version")).stdout).toMatch(/^pershome /);
     await mustInRoot("apt-get purge -y -q pershome");
     expect(pamState()).toEqual(before);
   }, 1_200_000);
 });
+
+/** The same package under a higher version (as the next release would be), for the upgrade test. */
+async function newerVersionOf(debFile: string): Promise<string> {
+  const dir = join(WORK, "next");
+  rmSync(dir, { recursive: true, force: true });
+  await must("dpkg-deb", ["-R", debFile, dir]);
+  const control = join(dir, "DEBIAN/control");
+  writeFileSync(control, readFileSync(control, "utf8").replace(/^Version: (.*)$/m, "Version: $1+lab1"));
+  const out = join(WORK, "pershome-next.deb");
+  await must("dpkg-deb", ["--root-owner-group", "--build", dir, out]);
+  return out;
+}
