@@ -99,7 +99,6 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
       }),
     write: (req, _ino, data, off, fi) =>
       run(req, "write", () => fuse.replyWrite(req, files.write(L, fileOf(fi.fh), data, off))),
-    flush: (req) => ok(req),
     release: (req, _ino, fi) =>
       run(req, "release", () => {
         const h = fileHandles.delete(fi.fh);
@@ -139,7 +138,7 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
         () => (xattrs.setxattr(L, inode(ino), n.toString("latin1"), value, flags), ok(req)),
       ),
     getxattr: (req, ino, n, size) => {
-      // the kernel asks for security.capability before every write: answer without a throw
+      // the addon answers other names itself (init xattrPrefix); this is for other callers
       if (!xattrs.isUserName(n)) return fuse.replyErr(req, E.ENODATA);
       run(req, "getxattr", () =>
         replyXattrData(req, xattrs.getxattr(L, inode(ino), n.toString("latin1")), size),

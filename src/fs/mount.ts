@@ -144,6 +144,24 @@ export function startMount(given: MountOptions): RunningMount {
     entryTimeout: timeout,
   });
   const filesystem = makeFilesystem(layer, fuse);
+  // PERSHOME_FUSE_COUNTS=1: log how many requests of each kind the kernel sent, at unmount and
+  // on SIGUSR2 (since the last report), to count round trips per workload (docs/benchmarks.md).
+  const countRequests = Boolean(process.env["PERSHOME_FUSE_COUNTS"]);
+  let lastCounts: Record<string, number> = {};
+  const reportCounts = (): void => {
+    const counts = fuse.requestCounts(session);
+    const delta: Record<string, number> = {};
+    for (const [k, v] of Object.entries(counts)) if (v !== lastCounts[k]) delta[k] = v - (lastCounts[k] ?? 0);
+    lastCounts = counts;
+    const mb = (n: number): string => (n / 2 ** 20).toFixed(1);
+    const m = process.memoryUsage();
+    log(
+      "info",
+      `FUSE requests: ${JSON.stringify(delta)}; inodes ${layer.inodes.size}; MiB rss ${mb(m.rss)} ` +
+        `heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} external ${mb(m.external)}`,
+    );
+  };
+  if (countRequests) process.on("SIGUSR2", reportCounts);
   // Records not yet written reach the stick within 2 s; fsync writes them at once.
   const timer = setInterval(() => layer.flushAll(false), 2000);
   timer.unref();
@@ -161,6 +179,10 @@ export function startMount(given: MountOptions): RunningMount {
       }
     }
     layer.flushAll(true);
+    if (countRequests) {
+      process.off("SIGUSR2", reportCounts);
+      reportCounts();
+    }
     // Only a mount that wrote everything out ends cleanly (status reads this line).
     if (!err) appendStateEvent(o.lowerDir, umountEvent());
     log("info", `unmounted ${o.mountpoint}; everything is written to the stick`);
@@ -171,7 +193,8 @@ export function startMount(given: MountOptions): RunningMount {
     session = fuse.mount(
       o.mountpoint,
       filesystem.ops,
-      { options: kernelOptions(o), debug: o.debug ?? false },
+      // No flush op: the kernel stops sending FLUSH (writes are synchronous, nothing to do on close).
+      { options: kernelOptions(o), debug: o.debug ?? false, init: { xattrPrefix: "user." } },
       finish,
     );
   } catch (err) {

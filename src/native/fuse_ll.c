@@ -63,6 +63,8 @@ struct session {
   int readdirplus, writeback, atomic_trunc;
   int state, dispatching, in_cb, orphan, no_js;
   char *end_msg; /* why the session ended, if by error */
+  char xattr_prefix[32]; /* getxattr of other names: ENODATA here, no JS (empty: all to JS) */
+  double opcount[64]; /* requests received, by kernel opcode (requestCounts()) */
 };
 
 /* ---- small helpers ---- */
@@ -403,7 +405,14 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
   SESSION; DISPATCH(OP_SETXATTR, 0, INO(ino), NAME(name), bytes(env, value, size), num(env, flags));
 }
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  SESSION; DISPATCH(OP_GETXATTR, size, INO(ino), NAME(name), num(env, size));
+  SESSION;
+  /* The kernel asks for security.capability before every write (and ls -l for ACLs and
+   * labels): names outside the one namespace JS serves are answered without a JS call. */
+  if (s->xattr_prefix[0] && strncmp(name, s->xattr_prefix, strlen(s->xattr_prefix)) != 0) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  DISPATCH(OP_GETXATTR, size, INO(ino), NAME(name), num(env, size));
 }
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   SESSION; DISPATCH(OP_LISTXATTR, size, INO(ino), num(env, size));
@@ -525,6 +534,10 @@ static void pump(session *s) {
       fuse_session_exit(s->se);
       return;
     }
+    if (s->buf.size >= 8 && !(s->buf.flags & FUSE_BUF_IS_FD)) {
+      uint32_t opcode; memcpy(&opcode, (char *)s->buf.mem + 4, 4); /* fuse_in_header.opcode */
+      s->opcount[opcode < 64 ? opcode : 63]++;
+    }
     napi_handle_scope hs; napi_open_handle_scope(s->env, &hs);
     s->dispatching++;
     fuse_session_process_buf(s->se, &s->buf);
@@ -619,6 +632,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     if (get_opt(env, io, "readdirplus", &v) && napi_get_value_bool(env, v, &b) == napi_ok) s->readdirplus = b;
     if (get_opt(env, io, "writebackCache", &v) && napi_get_value_bool(env, v, &b) == napi_ok) s->writeback = b;
     if (get_opt(env, io, "atomicOTrunc", &v) && napi_get_value_bool(env, v, &b) == napi_ok) s->atomic_trunc = b;
+    if (get_opt(env, io, "xattrPrefix", &v) &&
+        napi_get_value_string_utf8(env, v, s->xattr_prefix, sizeof s->xattr_prefix, NULL) != napi_ok)
+      s->xattr_prefix[0] = 0;
   }
   /* Register only the ops JS implements: libfuse answers the rest itself (ENOSYS, or a
    * sensible default for open/opendir/release). No lock ops: the kernel then does POSIX
@@ -840,6 +856,33 @@ static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
   return num(env, fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)parent, name, strlen(name)));
 }
 
+/* requestCounts(session) -> {opname: count}: every request the kernel sent, including those
+ * libfuse answers itself (a cheap counter for profiling; docs/benchmarks.md). */
+static const char *const kernel_ops[64] = {
+    [1] = "lookup", [2] = "forget", [3] = "getattr", [4] = "setattr", [5] = "readlink",
+    [6] = "symlink", [8] = "mknod", [9] = "mkdir", [10] = "unlink", [11] = "rmdir",
+    [12] = "rename", [13] = "link", [14] = "open", [15] = "read", [16] = "write",
+    [17] = "statfs", [18] = "release", [20] = "fsync", [21] = "setxattr", [22] = "getxattr",
+    [23] = "listxattr", [24] = "removexattr", [25] = "flush", [26] = "init", [27] = "opendir",
+    [28] = "readdir", [29] = "releasedir", [30] = "fsyncdir", [31] = "getlk", [32] = "setlk",
+    [33] = "setlkw", [34] = "access", [35] = "create", [36] = "interrupt", [37] = "bmap",
+    [38] = "destroy", [39] = "ioctl", [40] = "poll", [41] = "notify_reply",
+    [42] = "batch_forget", [43] = "fallocate", [44] = "readdirplus", [45] = "rename2",
+    [46] = "lseek", [47] = "copy_file_range", [48] = "setupmapping", [49] = "removemapping",
+    [50] = "syncfs", [51] = "tmpfile", [52] = "statx", [63] = "other"};
+static napi_value js_request_counts(napi_env env, napi_callback_info info) {
+  ARGS(1); session *s = get_session(env, argv[0]); napi_value o; char other[16];
+  if (!s) return NULL;
+  napi_create_object(env, &o);
+  for (int i = 0; i < 64; i++) {
+    if (!s->opcount[i]) continue;
+    const char *n = kernel_ops[i];
+    if (!n) { snprintf(other, sizeof other, "op%d", i); n = other; }
+    napi_set_named_property(env, o, n, num(env, s->opcount[i]));
+  }
+  return o;
+}
+
 static void addon_finalize(napi_env env, void *data, void *hint) {
   addon *a = data; (void)hint;
   napi_delete_reference(env, a->keys);
@@ -872,7 +915,8 @@ static napi_value init_module(napi_env env, napi_value exports) {
       FN("replyOpen", js_reply_open), FN("replyWrite", js_reply_write), FN("replyBuf", js_reply_buf),
       FN("replyStatfs", js_reply_statfs), FN("replyXattr", js_reply_xattr),
       FN("replyDirents", js_reply_dirents), FN("replyDirentsPlus", js_reply_dirents_plus),
-      FN("notifyInvalInode", js_notify_inval_inode), FN("notifyInvalEntry", js_notify_inval_entry)};
+      FN("notifyInvalInode", js_notify_inval_inode), FN("notifyInvalEntry", js_notify_inval_entry),
+      FN("requestCounts", js_request_counts)};
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;
 }

@@ -120,6 +120,11 @@ export interface InitOptions {
   writebackCache?: boolean;
   /** let O_TRUNC come to open() (FUSE_CAP_ATOMIC_O_TRUNC); default true */
   atomicOTrunc?: boolean;
+  /**
+   * Only getxattr of names with this prefix reaches JS; any other name is answered ENODATA by
+   * the addon (the kernel asks for security.capability before every write). Default: all reach JS.
+   */
+  xattrPrefix?: string;
 }
 
 /**
@@ -145,7 +150,8 @@ export interface LowLevelOps {
   read(req: FuseReq, ino: number, size: number, off: number, fi: FileInfo): void;
   /** `data` is a copy the filesystem may keep. */
   write(req: FuseReq, ino: number, data: Buffer, off: number, fi: FileInfo): void;
-  flush(req: FuseReq, ino: number, fi: FileInfo): void;
+  /** absent: the kernel stops sending FLUSH after the first ENOSYS */
+  flush?(req: FuseReq, ino: number, fi: FileInfo): void;
   release(req: FuseReq, ino: number, fi: FileInfo): void;
   fsync(req: FuseReq, ino: number, datasync: boolean, fi: FileInfo): void;
   opendir(req: FuseReq, ino: number, fi: FileInfo): void;
@@ -200,6 +206,8 @@ export interface FuseAddon {
   notifyInvalInode(session: FuseSession, ino: number, off: number, len: number): number;
   /** Invalidate a name in a directory (fuse_lowlevel_notify_inval_entry). */
   notifyInvalEntry(session: FuseSession, parent: number, name: Buffer): number;
+  /** Requests received so far, by kernel opcode name (including those libfuse answers itself). */
+  requestCounts(session: FuseSession): Record<string, number>;
 }
 
 export interface FuseSession {
