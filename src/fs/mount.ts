@@ -28,6 +28,13 @@ export interface MountOptions {
   autoUnmount?: boolean;
 }
 
+/**
+ * Seconds the kernel may cache attributes and names. Long: while mounted only the layer changes
+ * the stick, and the kernel drops what each request it sends changes (edits made on another
+ * system happen while unmounted). docs/layer.md, "Kernel caching".
+ */
+export const DEFAULT_CACHE_TIMEOUT = 3600;
+
 /** A problem the user can fix: the message says what happened and what to do. */
 export class MountError extends Error {}
 
@@ -136,7 +143,7 @@ export function startMount(given: MountOptions): RunningMount {
   appendStateEvent(o.lowerDir, mountEvent(pershomeVersion()));
   const fsType = FS_NAMES[fs.statfsSync(o.lowerDir).type] ?? "not FAT";
   log("info", `stick folder ${o.lowerDir} (${fsType}), mounting on ${o.mountpoint}`);
-  const timeout = o.cacheTimeout ?? 1;
+  const timeout = o.cacheTimeout ?? DEFAULT_CACHE_TIMEOUT;
   const layer = new Layer(new NodeLower(Buffer.from(o.lowerDir).toString("latin1")), {
     uid: o.uid,
     gid: o.gid,
