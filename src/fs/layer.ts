@@ -122,8 +122,11 @@ export class Layer {
     return undefined;
   }
 
-  /** Fresh description of an inode from the stick (or the last one, once it has no name). */
-  describe(inode: Inode): Description {
+  /**
+   * Fresh description of an inode from the stick (or the last one, once it has no name).
+   * `known`: the stored entry's facts, when the caller has just read them (no second lstat).
+   */
+  describe(inode: Inode, known?: StoredFacts): Description {
     if (!inode.linked && inode.desc) {
       // no name on the stick any more: only its open descriptors still tell its size
       const fd = inode.fds.values().next().value;
@@ -131,7 +134,7 @@ export class Layer {
       return inode.desc;
     }
     const path = this.pathOf(inode);
-    const facts = this.lower.stat(path);
+    const facts = known ?? this.lower.stat(path);
     if (!facts) {
       if (inode.desc) return inode.desc;
       fail(E.ENOENT);
@@ -183,8 +186,16 @@ export class Layer {
 
   /** The inode for a user name in a directory, creating it from the stick if needed. */
   child(dir: Inode, name: string): Inode | null {
+    return this.childFacts(dir, name)?.inode ?? null;
+  }
+
+  /**
+   * child(), also giving the stored entry's facts when it had to read them (a new inode),
+   * so that describing it right after needs no second lstat.
+   */
+  childFacts(dir: Inode, name: string): { inode: Inode; facts?: StoredFacts } | null {
     const known = dir.children.get(name);
-    if (known && this.inodes.get(known.ino) === known) return known;
+    if (known && this.inodes.get(known.ino) === known) return { inode: known };
     const index = this.dirIndex(dir);
     const entry = index.byUser.get(name);
     if (!entry) return null;
@@ -202,7 +213,8 @@ export class Layer {
       inode = this.inodes.add((ino) => new Inode(ino, dir, name, entry.stored, kind));
     }
     dir.children.set(name, inode);
-    return inode;
+    // a hard-linked file's facts are those of its data in .pershome/links, not of this name
+    return inode.kind === "h" ? { inode } : { inode, facts };
   }
 
   /** The inode of a hard-linked file, if its data is in .pershome/links. */

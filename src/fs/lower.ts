@@ -46,6 +46,8 @@ export interface Lower {
   open(path: string, flags: number, mode?: number): number;
   /** Creates a file that must not exist yet (O_EXCL). */
   createExclusive(path: string, flags: number): number;
+  /** createExclusive(), also giving the new file's facts (from the one fstat open does anyway). */
+  createExclusiveFacts(path: string, flags: number): { fd: number; facts: StoredFacts };
   close(fd: number): void;
   read(fd: number, buf: Buffer, length: number, position: number): number;
   write(fd: number, data: Buffer, position: number | null): number;
@@ -100,17 +102,34 @@ export class NodeLower implements Lower {
    * daemon (it changes nothing for regular files); anything but a regular file is refused.
    */
   open(path: string, flags: number, mode = 0o644): number {
+    return this.openFacts(path, flags, mode).fd;
+  }
+
+  /** open(), also giving the facts of the file just opened (from the same fstat). */
+  openFacts(path: string, flags: number, mode = 0o644): { fd: number; facts: StoredFacts } {
     const fd = fs.openSync(b(path), flags | C.O_NOFOLLOW | C.O_NONBLOCK, mode);
-    if (!fs.fstatSync(fd).isFile()) {
+    let st: fs.BigIntStats;
+    try {
+      st = fs.fstatSync(fd, { bigint: true });
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    if (!st.isFile()) {
       fs.closeSync(fd);
       throw Object.assign(new Error(`not a regular file: ${path}`), { code: "EACCES" });
     }
-    return fd;
+    return { fd, facts: factsOf(st) };
   }
 
   /** Creates a file that must not exist yet (O_EXCL: the last guard against case collisions). */
   createExclusive(path: string, flags: number): number {
     return this.open(path, flags | C.O_CREAT | C.O_EXCL, 0o644);
+  }
+
+  /** createExclusive(), also giving the new file's facts. */
+  createExclusiveFacts(path: string, flags: number): { fd: number; facts: StoredFacts } {
+    return this.openFacts(path, flags | C.O_CREAT | C.O_EXCL, 0o644);
   }
 
   close(fd: number): void {

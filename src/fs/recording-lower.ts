@@ -142,6 +142,11 @@ export class RecordingLower implements Lower {
     return fd;
   }
 
+  createExclusiveFacts(path: string, flags: number): { fd: number; facts: StoredFacts } {
+    const fd = this.createExclusive(path, flags);
+    return { fd, facts: this.inner.fstat(fd) };
+  }
+
   close(fd: number): void {
     this.idOfFd.delete(fd);
     this.inner.close(fd);

@@ -66,10 +66,11 @@ export function readdirplus(L: Layer, h: DirHandle, size: number, off: number): 
       });
       continue;
     }
-    const child = L.child(h.inode, name);
-    if (!child) continue; // removed since opendir
+    const found = L.childFacts(h.inode, name);
+    if (!found) continue; // removed since opendir
     used += need;
-    out.push({ name: Buffer.from(name, "latin1"), entry: L.entry(child), off: i + 1 });
+    const entry = L.entry(found.inode, L.describe(found.inode, found.facts));
+    out.push({ name: Buffer.from(name, "latin1"), entry, off: i + 1 });
   }
   return out;
 }

@@ -17,9 +17,10 @@ import type { Layer } from "../layer.js";
 const RENAME_NOREPLACE = 1;
 
 export function lookup(L: Layer, parent: Inode, name: string): EntryParam {
-  const child = L.child(parent, name);
-  if (!child) return L.negativeEntry();
-  const e = L.entry(child);
+  const found = L.childFacts(parent, name);
+  if (!found) return L.negativeEntry();
+  const child = found.inode;
+  const e = L.entry(child, L.describe(child, found.facts));
   child.nlookup++;
   return e;
 }

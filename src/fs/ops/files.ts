@@ -3,6 +3,8 @@ import fs from "node:fs";
 import { SetattrValid as V } from "../../native/types.js";
 import type { Attr, EntryParam } from "../../native/types.js";
 import type { MetaRecord, Timespec } from "../../format/records.js";
+import { describe, fingerprint } from "../../format/describe.js";
+import type { StoredFacts } from "../../format/describe.js";
 import { log, showPath, warnOnce } from "../../log.js";
 import { E, fail, hasCode } from "../errors.js";
 import type { FileHandle } from "../handles.js";
@@ -146,18 +148,26 @@ export function create(
   mode: number,
   flags: number,
 ): { entry: EntryParam; h: FileHandle } {
-  if (L.dirIndex(parent).byUser.has(name)) fail(E.EEXIST);
-  let fd = -1;
+  const index = L.dirIndex(parent);
+  if (index.byUser.has(name)) fail(E.EEXIST);
+  let opened: { fd: number; facts: StoredFacts } | undefined;
   const stored = L.createStored(parent, name, (path) => {
-    fd = L.lower.createExclusive(path, openFlags(flags) & ~C.O_TRUNC);
+    opened = L.lower.createExclusiveFacts(path, openFlags(flags) & ~C.O_TRUNC);
   });
+  const { fd, facts } = opened!;
   const inode = adopt(L, parent, name, stored, "f");
   const t = now();
-  L.refreshFingerprint(inode, { kind: "f", mode: mode & 0o7777, mtime: t, ctime: t });
+  const writable = (flags & O_ACCMODE) !== C.O_RDONLY;
+  // The new file's whole record at once, fingerprinted from the create's own fstat; "w" as
+  // startHandle would set it for a writer (docs/format.md, "w").
+  const rec: MetaRecord = { name: stored, kind: "f", mode: mode & 0o7777, mtime: t, ctime: t };
+  rec.fp = fingerprint(facts);
+  if (writable) rec.writing = true;
+  index.meta.set(rec);
   L.touchDir(parent);
   const h = startHandle(L, inode, fd, flags);
   inode.nlookup++;
-  return { entry: L.entry(inode), h };
+  return { entry: L.entry(inode, describe(facts, rec)), h };
 }
 
 /** One buffer for every read: replies copy it out before the next request is served. */
