@@ -16,14 +16,57 @@ export interface IndexEntry {
   isDir: boolean;
 }
 
+/**
+ * user name -> stored name, and which are directories. A map of strings plus a set of the
+ * (few) directories rather than an object per entry: a third less memory per name for a big
+ * listing. get() makes the IndexEntry on demand.
+ */
+class NameMap {
+  private readonly storedOf = new Map<string, string>();
+  private readonly dirs = new Set<string>();
+
+  has(user: string): boolean {
+    return this.storedOf.has(user);
+  }
+
+  get(user: string): IndexEntry | undefined {
+    const stored = this.storedOf.get(user);
+    return stored === undefined ? undefined : { stored, isDir: this.dirs.has(user) };
+  }
+
+  set(user: string, stored: string, isDir: boolean): void {
+    this.storedOf.set(user, stored);
+    if (isDir) this.dirs.add(user);
+    else this.dirs.delete(user);
+  }
+
+  delete(user: string): void {
+    this.storedOf.delete(user);
+    this.dirs.delete(user);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.storedOf.keys();
+  }
+
+  /** the stored names */
+  storedNames(): IterableIterator<string> {
+    return this.storedOf.values();
+  }
+
+  get size(): number {
+    return this.storedOf.size;
+  }
+}
+
 /** The fold key of a stored name given as bytes. */
 export function foldOfBytes(stored: string): string {
-  return foldKey(bytesToStored(stored) ?? stored);
+  const key = foldKey(bytesToStored(stored) ?? stored);
+  return key === stored ? stored : key; // one string, not two, for a name that is its own key
 }
 
 export class DirIndex {
-  readonly byUser = new Map<string, IndexEntry>();
-  private readonly userOf = new Map<string, string>();
+  readonly byUser = new NameMap();
   private readonly folds = new Map<string, number>();
   subdirs = 0;
   /** entries were added or removed since the stored directory was last fsync'd */
@@ -42,7 +85,10 @@ export class DirIndex {
     this.meta = new DirMeta(
       lower,
       path,
-      (name) => this.userOf.has(name) || this.keep.has(name),
+      () => {
+        const names = this.storedNames();
+        return (name) => names.has(name);
+      },
       onMetaChange,
     );
     if (existing) {
@@ -58,6 +104,7 @@ export class DirIndex {
       if (isReservedStored(name)) continue;
       const unicode = bytesToStored(name);
       let user = unicode === null ? name : decodeName(unicode);
+      if (user === name) user = name; // the same string, not an equal copy (memory)
       if (user.length === 0 || user.length > 255 || user === "." || user === ".." || /[/\0]/.test(user))
         user = name;
       if (this.byUser.has(user)) {
@@ -76,8 +123,7 @@ export class DirIndex {
   }
 
   add(user: string, stored: string, isDir: boolean): void {
-    this.byUser.set(user, { stored, isDir });
-    this.userOf.set(stored, user);
+    this.byUser.set(user, stored, isDir);
     const fold = foldOfBytes(stored);
     this.folds.set(fold, (this.folds.get(fold) ?? 0) + 1);
     if (isDir) this.subdirs++;
@@ -87,13 +133,19 @@ export class DirIndex {
     const entry = this.byUser.get(user);
     if (!entry) return undefined;
     this.byUser.delete(user);
-    this.userOf.delete(entry.stored);
     const fold = foldOfBytes(entry.stored);
     const n = (this.folds.get(fold) ?? 1) - 1;
     if (n <= 0) this.folds.delete(fold);
     else this.folds.set(fold, n);
     if (entry.isDir) this.subdirs--;
     return entry;
+  }
+
+  /** The stored names present, and the record names kept without a file (for compaction). */
+  private storedNames(): Set<string> {
+    const names = new Set(this.keep);
+    for (const stored of this.byUser.storedNames()) names.add(stored);
+    return names;
   }
 
   /** Would a new stored name clash, on a case-insensitive stick, with one already here? */

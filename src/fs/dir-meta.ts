@@ -36,12 +36,13 @@ export class DirMeta {
 
   /**
    * @param dirPath the directory's current stored path (it changes when the directory moves)
-   * @param exists whether a stored name still exists, to drop records of vanished files
+   * @param present gives a test of whether a stored name still exists (asked once per
+   *   compaction), to drop records of vanished files
    */
   constructor(
     private readonly lower: Lower,
     private readonly dirPath: () => string,
-    private readonly exists: (name: string) => boolean,
+    private readonly present: () => (name: string) => boolean,
     private readonly onChange: (meta: DirMeta) => void,
   ) {}
 
@@ -236,8 +237,9 @@ export class DirMeta {
     }
     this.older.clear();
     // drop records of files that vanished while the stick was elsewhere
+    const present = this.present();
     for (const name of [...this.records.keys()]) {
-      if (!this.written.has(name) && !this.exists(name)) this.records.delete(name);
+      if (!this.written.has(name) && !present(name)) this.records.delete(name);
     }
     this.lower.writeNew(
       targetPath,

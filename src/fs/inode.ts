@@ -9,19 +9,30 @@ import type { DirIndex } from "./dir-index.js";
 
 export const ROOT_INO = 1;
 
+/** The children of an inode that is not a directory: none, and none can be added. */
+class NoChildren extends Map<string, Inode> {
+  override set(): this {
+    throw new Error("only a directory has children");
+  }
+}
+const NO_CHILDREN: Map<string, Inode> = new NoChildren();
+
 export class Inode {
   nlookup = 0;
   /** open file handles; an unlinked inode lives on while this is above 0 */
   openCount = 0;
   /** open handles that may write */
   writers = 0;
-  /** stick file descriptors open on this inode (an unlinked file is only reachable through them) */
-  readonly fds = new Set<number>();
+  /**
+   * stick file descriptors open on this inode (an unlinked file is only reachable through
+   * them); null when none. Made on first open: most inodes are never opened (memory).
+   */
+  fds: Set<number> | null = null;
   /** the index of a directory, built on first use */
   dir: DirIndex | null = null;
-  /** children the kernel holds, by user name */
-  readonly children = new Map<string, Inode>();
-  /** the last description given to the kernel (used once the inode has no name) */
+  /** children the kernel holds, by user name (directories only) */
+  readonly children: Map<string, Inode>;
+  /** the description kept for when the inode has no name any more (Layer.describe `keep`) */
   desc: Description | null = null;
   nlink = 1;
   /**
@@ -43,7 +54,9 @@ export class Inode {
     public kind: Kind,
     /** hard-link id (kind "h") */
     public linkId: string | null = null,
-  ) {}
+  ) {
+    this.children = kind === "d" ? new Map() : NO_CHILDREN;
+  }
 
   /** false once its last name is gone */
   linked = true;

@@ -129,7 +129,7 @@ export class Layer {
   describe(inode: Inode, known?: StoredFacts): Description {
     if (!inode.linked && inode.desc) {
       // no name on the stick any more: only its open descriptors still tell its size
-      const fd = inode.fds.values().next().value;
+      const fd = inode.fds?.values().next().value;
       if (fd !== undefined) inode.desc = { ...inode.desc, size: this.lower.fstat(fd).size };
       return inode.desc;
     }
@@ -144,6 +144,16 @@ export class Layer {
     const desc = describe(facts, inode.ino === ROOT_INO ? rec && { ...rec, kind: "d" } : rec);
     if (inode.kind === "h") inode.nlink = rec?.nlink ?? 1;
     else if (inode.kind === "d") inode.nlink = 2 + this.dirIndex(inode).subdirs;
+    return desc;
+  }
+
+  /**
+   * describe(), keeping the description on the inode: called right before its name goes, so
+   * that handles still open (and a cwd) can be answered once nothing on the stick is left.
+   * Only then: kept on every inode, descriptions were a third of the memory of a big listing.
+   */
+  keepDescription(inode: Inode): Description {
+    const desc = this.describe(inode);
     inode.desc = desc;
     return desc;
   }

@@ -407,7 +407,7 @@ function repair(report: Report, now: Date): RepairResult {
       const meta = new DirMeta(
         lower,
         () => abs,
-        (name) => (isArea && name === HOME_RECORD) || stat(`${abs}/${name}`) !== null,
+        () => (name) => (isArea && name === HOME_RECORD) || stat(`${abs}/${name}`) !== null,
         () => {},
       );
       for (const name of plan.del) meta.delete(name);

@@ -116,7 +116,7 @@ function dropLinkName(L: Layer, inode: Inode): void {
     inode.nlink = links;
     return;
   }
-  L.describe(inode); // keep a description for handles still open
+  L.keepDescription(inode); // for handles still open
   L.lower.unlink(L.pathOf(inode));
   L.dirIndex(L.links).remove(inode.stored);
   meta.delete(name);
@@ -139,7 +139,7 @@ export function unlink(L: Layer, parent: Inode, name: string): void {
   const entry = L.dirIndex(parent).byUser.get(name) ?? fail(E.ENOENT);
   const inode = L.child(parent, name);
   if (inode?.isDir) fail(E.EISDIR);
-  if (inode && inode.kind !== "h") L.describe(inode);
+  if (inode && inode.kind !== "h") L.keepDescription(inode);
   L.lower.unlink(L.pathOf(parent) + "/" + entry.stored);
   forgetName(L, parent, name, entry.stored, inode);
   L.touchDir(parent);
@@ -151,7 +151,7 @@ export function rmdir(L: Layer, parent: Inode, name: string): void {
   if (!inode.isDir) fail(E.ENOTDIR);
   const index = L.dirIndex(inode);
   if (index.size > 0) fail(E.ENOTEMPTY);
-  L.describe(inode);
+  L.keepDescription(inode);
   index.meta.removeFiles();
   L.lower.rmdir(L.pathOf(inode));
   forgetName(L, parent, name, entry.stored, inode);
@@ -191,7 +191,7 @@ export function rename(
       if (L.dirIndex(dst).size > 0) fail(E.ENOTEMPTY);
       L.dirIndex(dst).meta.removeFiles();
     }
-    if (dst) L.describe(dst);
+    if (dst) L.keepDescription(dst);
     target = dstEntry.stored;
   } else {
     target = L.freeStoredName(newParent, newName, parent === newParent ? srcEntry.stored : undefined);

@@ -112,7 +112,7 @@ function openFlags(flags: number): number {
 function startHandle(L: Layer, inode: Inode, fd: number, flags: number): FileHandle {
   const writable = (flags & O_ACCMODE) !== C.O_RDONLY;
   inode.openCount++;
-  inode.fds.add(fd);
+  (inode.fds ??= new Set()).add(fd);
   if (writable) {
     inode.writers++;
     // Trust this record even if a pull cuts the write short (docs/format.md, "w").
@@ -235,7 +235,8 @@ export function release(L: Layer, h: FileHandle): void {
     log("warn", `could not update metadata of ${showPath(String(h.inode.name))}: ${String(err)}`);
   }
   h.inode.openCount--;
-  h.inode.fds.delete(h.fd);
+  h.inode.fds?.delete(h.fd);
+  if (h.inode.fds?.size === 0) h.inode.fds = null;
   if (h.writable) h.inode.writers--;
   L.lower.close(h.fd);
   if (h.inode.nlookup <= 0 && h.inode.openCount === 0 && h.inode !== L.root) L.inodes.drop(h.inode);
