@@ -150,7 +150,7 @@ export class Layer {
   /**
    * describe(), keeping the description on the inode: called right before its name goes, so
    * that handles still open (and a cwd) can be answered once nothing on the stick is left.
-   * Only then: kept on every inode, descriptions were a third of the memory of a big listing.
+   * Only then: a description kept on every inode described weighs on a big listing's memory.
    */
   keepDescription(inode: Inode): Description {
     const desc = this.describe(inode);
