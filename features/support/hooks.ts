@@ -1,6 +1,6 @@
 import { After, AfterAll, Before, BeforeAll, setDefaultTimeout, Status } from "@cucumber/cucumber";
 import { Lab } from "../../lab/ltsp/lab.js";
-import type { Machine } from "../../lab/ltsp/machine.js";
+import { adminSetup } from "../../lab/ltsp/admin.js";
 import { type LabWorld, setSharedLab, sharedLab } from "./world.js";
 
 // One lab for the whole run: the server and both clients boot once (BeforeAll), the admin's setup
@@ -9,16 +9,6 @@ import { type LabWorld, setSharedLab, sharedLab } from "./world.js";
 setDefaultTimeout(5 * 60_000);
 
 export const CLIENTS = ["college", "library"];
-/** The students the admin opted in (one user a line, as in the field). */
-const PERSISTENT_HOMES = "# students with a home on their USB stick\njoseph\namina\n";
-
-/** What a lab admin does once to the client image after installing the package. */
-async function adminSetup(m: Machine): Promise<void> {
-  await m.succeed("pam-auth-update --enable pershome");
-  await m.succeed(`mkdir -p /etc/ltsp && printf '%s' '${PERSISTENT_HOMES}' > /etc/ltsp/persistent_homes`);
-  await m.succeed("grep -q pershome-pam-hook /etc/pam.d/common-session");
-}
-
 let first = true;
 
 BeforeAll({ timeout: 20 * 60_000 }, async function () {

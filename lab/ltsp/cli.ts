@@ -6,6 +6,7 @@
 // ":" drive the lab; ":help" lists them. Everything is torn down on :quit, Ctrl-D or Ctrl-C.
 import { parseArgs } from "node:util";
 import { createInterface } from "node:readline/promises";
+import { adminSetup } from "./admin.js";
 import { Lab } from "./lab.js";
 import type { Machine } from "./machine.js";
 import type { Stick, StickKind } from "./stick.js";
@@ -37,9 +38,7 @@ async function main(): Promise<void> {
   const lab = await Lab.up({
     clients: names,
     snapshots: false,
-    provision: async (m) => {
-      await m.succeed("pam-auth-update --enable pershome");
-    },
+    provision: (m) => adminSetup(m),
   });
   const sticks = new Map<string, Stick>();
   let current: Machine = lab.client(names[0]!);
