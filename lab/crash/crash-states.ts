@@ -195,6 +195,17 @@ export function homeWorkload(d: HomeDriver, P: Promises): void {
     if (i === 2) d.tick();
   }
 
+  // synced files moved into another folder (mv draft-3.txt draft-4.txt ../src/): each keeps
+  // its content and mode on whichever side of the move a pull leaves it
+  for (const i of [3, 4]) {
+    P.widen(`Documents/draft-${i}.txt`, [], [`src/draft-${i}.txt`]);
+    d.rename(`Documents/draft-${i}.txt`, `src/draft-${i}.txt`);
+  }
+  d.tick();
+  d.fsyncdir("src");
+  d.fsyncdir("Documents");
+  for (const i of [3, 4]) P.exact(`Documents/draft-${i}.txt`, `src/draft-${i}.txt`);
+
   // a database: pages overwritten in place behind a journal
   const db = "Documents/app.db";
   d.writeFile(db, bytes(r, 4 * 4096), { mode: 0o600, sync: true });

@@ -46,6 +46,34 @@ function* storedCandidates(name: string): Generator<string> {
   }
 }
 
+/**
+ * Could the stick say a stored name exists although the directory's index has no name of the
+ * same fold? Only for a name with a `~` (a VFAT short alias has one) or outside ASCII (the
+ * stick's case folding may differ from ours there).
+ */
+function mayHideFromIndex(stored: string): boolean {
+  return !/^[\x20-\x7d]*$/.test(stored);
+}
+
+/** The attributes of a negative entry: the kernel ignores them (no lstat of anything for it). */
+const NO_ATTR: Attr = Object.freeze({
+  ino: 0,
+  mode: 0,
+  nlink: 0,
+  uid: 0,
+  gid: 0,
+  rdev: 0,
+  size: 0,
+  blocks: 0,
+  blksize: 0,
+  atimeSec: 0,
+  atimeNsec: 0,
+  mtimeSec: 0,
+  mtimeNsec: 0,
+  ctimeSec: 0,
+  ctimeNsec: 0,
+});
+
 export class Layer {
   readonly inodes = new InodeTable();
   readonly root: Inode;
@@ -188,8 +216,15 @@ export class Layer {
     };
   }
 
+  /** "No such name", cached by the kernel for the entry timeout; its attributes are unused. */
   negativeEntry(): EntryParam {
-    return { ...this.entry(this.root), ino: 0, attrTimeout: 0 };
+    return {
+      ino: 0,
+      generation: 0,
+      attr: NO_ATTR,
+      attrTimeout: 0,
+      entryTimeout: this.opts.entryTimeout,
+    };
   }
 
   // ---- names ------------------------------------------------------------------------
@@ -278,7 +313,12 @@ export class Layer {
     fail(E.EEXIST);
   }
 
-  /** A free stored name for a rename target (checked with lstat: rename has no O_EXCL). */
+  /**
+   * A free stored name for a rename target (rename has no O_EXCL). The index knows every name
+   * in the directory, folded as FAT and exFAT fold ASCII; what it cannot see is a VFAT 8.3
+   * alias (`REPORT~1.ODT`, always with a `~`) or a non-ASCII name the stick folds otherwise:
+   * only such names are checked with an lstat.
+   */
   freeStoredName(dir: Inode, name: string, moving?: string): string {
     const index = this.dirIndex(dir);
     const dirPath = this.pathOf(dir);
@@ -286,7 +326,7 @@ export class Layer {
       // a case-only rename of the same file may reuse its own slot
       const sameFile = moving !== undefined && foldOfBytes(moving) === foldOfBytes(stored);
       if (!sameFile && index.foldTaken(stored)) continue;
-      if (!sameFile && this.lower.stat(dirPath + "/" + stored)) {
+      if (!sameFile && mayHideFromIndex(stored) && this.lower.stat(dirPath + "/" + stored)) {
         index.markTaken(stored);
         continue;
       }

@@ -231,9 +231,13 @@ export class NodeLower implements Lower {
     }
   }
 
-  /** Appends to an existing file and, if asked, fsyncs it. */
+  /**
+   * Appends to an existing file and, if asked, fsyncs it. Only ever a metadata log the layer
+   * read (as a regular file) or wrote itself in this mount, so no fstat check after the open:
+   * O_NOFOLLOW and O_NONBLOCK still hold, and on exfat-fuse the fstat was one more round trip.
+   */
   append(path: string, data: Buffer, sync: boolean): void {
-    const fd = this.open(path, C.O_WRONLY | C.O_APPEND);
+    const fd = fs.openSync(b(path), C.O_WRONLY | C.O_APPEND | C.O_NOFOLLOW | C.O_NONBLOCK);
     try {
       let done = 0;
       while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, null);

@@ -204,14 +204,17 @@ export function rename(
     // go to the stick first. A pull that keeps them but not the rename finds the earlier
     // records in the log, matching the files still there (DirMeta.fallback); written after,
     // a pull could keep the rename alone and the moved file would lose its mode.
-    const facts = src.isDir ? null : L.lower.stat(srcPath);
+    // (A rename changes neither the size nor the mtime of the stored file: the record's
+    // fingerprint still describes it, no lstat needed before or after.)
     const ahead: MetaRecord | undefined = record && { ...record, name: target, ctime: now() };
-    if (ahead && facts && ahead.fp) ahead.fp = fingerprint(facts);
     srcIndex.meta.delete(srcEntry.stored);
     if (ahead) dstIndex.meta.set(ahead);
     else dstIndex.meta.delete(target);
-    L.flushMeta(srcIndex.meta, true);
-    if (dstIndex !== srcIndex) L.flushMeta(dstIndex.meta, true);
+    // Only the target folder's log must be durable first. Across folders, the source log just
+    // loses the name (a tombstone), which may follow with the next batch: a pull that keeps
+    // the rename but not the tombstone leaves a record of a name that no longer exists, which
+    // nothing shows and compaction drops. One log fsync per rename, not two.
+    L.flushMeta(dstIndex.meta, true);
   }
   if (
     parent === newParent &&
@@ -237,10 +240,9 @@ export function rename(
   }
   newParent.children.set(newName, src);
   const t = now();
-  // The moved entry's record follows it; a replaced target's record must not stay behind.
-  const facts = src.isDir ? null : L.lower.stat(dstPath);
+  // The moved entry's record follows it (same fingerprint); a replaced target's record must
+  // not stay behind.
   const moved: MetaRecord | undefined = record && { ...record, name: target, ctime: t };
-  if (moved && facts && moved.fp) moved.fp = fingerprint(facts);
   if (moved) dstIndex.meta.set(moved);
   else dstIndex.meta.delete(target);
   src.desc = null;
