@@ -3,7 +3,7 @@
 import { parseArgs } from "node:util";
 import { MountError } from "../fs/mount.js";
 import { UsageError, mountCommand, umountCommand } from "./mount-command.js";
-import { STICK_COMMANDS, SUMMARY as STICK_SUMMARY, runStickCommand } from "../sticktools/cli.js";
+import { STICK_COMMANDS, SUMMARY as STICK_SUMMARY } from "../sticktools/commands.js";
 import { pershomeVersion } from "../version.js";
 
 const HELP = `pershome: a POSIX home directory on a FAT32/exFAT USB stick
@@ -25,7 +25,9 @@ Exit codes: 0 done, 1 failed (the message says why), 2 still in use (umount), 64
 
 async function main(argv: string[]): Promise<number> {
   // the stick tools (init, status, check, migrate, sticks, gui) have their own options
-  if (STICK_COMMANDS.has(argv[0] ?? "")) return runStickCommand(argv[0]!, argv.slice(1));
+  // loaded only for these commands: a mount starts without the stick tools' modules
+  if (STICK_COMMANDS.has(argv[0] ?? ""))
+    return (await import("../sticktools/cli.js")).runStickCommand(argv[0]!, argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -100,8 +100,12 @@ export class DirIndex {
   }
 
   private build(lower: Lower): void {
+    const slots = new Set<string>();
     for (const { name, isDir } of lower.list(this.path())) {
-      if (isReservedStored(name)) continue;
+      if (isReservedStored(name)) {
+        slots.add(name);
+        continue;
+      }
       const unicode = bytesToStored(name);
       let user = unicode === null ? name : decodeName(unicode);
       if (user === name) user = name; // the same string, not an equal copy (memory)
@@ -120,6 +124,8 @@ export class DirIndex {
       }
       this.add(user, name, isDir);
     }
+    // the listing says which log slots exist: the log is then read without trying the others
+    this.meta.knownSlots(slots);
   }
 
   add(user: string, stored: string, isDir: boolean): void {

@@ -33,6 +33,8 @@ export class DirMeta {
   private logged = new Set<string>();
   /** names given a record while mounted: never pruned (a record may precede its file) */
   private readonly written = new Set<string>();
+  /** the log slots the directory's listing showed (see knownSlots); null: try both */
+  private presentSlots: Set<string> | null = null;
 
   /**
    * @param dirPath the directory's current stored path (it changes when the directory moves)
@@ -45,6 +47,14 @@ export class DirMeta {
     private readonly present: () => (name: string) => boolean,
     private readonly onChange: (meta: DirMeta) => void,
   ) {}
+
+  /**
+   * The reserved names the directory's listing showed, before the log is first read: slots
+   * not among them are not opened (on exfat-fuse each miss is a round trip to the driver).
+   */
+  knownSlots(present: Set<string>): void {
+    if (!this.loaded) this.presentSlots = present;
+  }
 
   get(name: string): MetaRecord | undefined {
     this.load();
@@ -162,7 +172,10 @@ export class DirMeta {
       appended: number;
       older: Map<string, MetaRecord[]>;
     } | null = null;
+    const listed = this.presentSlots;
+    this.presentSlots = null;
     for (const slot of [0, 1] as Slot[]) {
+      if (listed && !listed.has(META_SLOTS[slot])) continue;
       const path = this.slotPath(META_SLOTS[slot]);
       let text: Buffer | null;
       try {

@@ -11,7 +11,7 @@ import { initCommand } from "./init.js";
 import { migrateCommand } from "./migrate.js";
 import { statusCommand } from "./status.js";
 
-export const STICK_COMMANDS = new Set(["init", "status", "check", "migrate", "sticks", "gui"]);
+export { STICK_COMMANDS, SUMMARY } from "./commands.js";
 
 const CODES = `Exit codes: 0 done, 1 failed or refused (the message says why and what to do),
   2 check found problems (not repaired, or not all), 64 bad usage, 130 migrate interrupted
@@ -119,14 +119,6 @@ Examples:
 ${CODES}
 `,
 };
-
-export const SUMMARY = `  pershome init [STICK] [--skel]            prepare a FAT32/exFAT stick (never reformats)
-  pershome status [STICK]                   what is on a stick
-  pershome check [--repair] [STICK]         check (and repair) a stick's pershome metadata
-  pershome migrate SRC STICK                copy a home onto a stick, keeping everything
-  pershome sticks                           list the sticks plugged in
-  pershome gui                              the graphical stick helper for students
-  (each takes --help, --json)`;
 
 class Usage extends Error {}
 
