@@ -17,31 +17,29 @@ class NoChildren extends Map<string, Inode> {
 }
 const NO_CHILDREN: Map<string, Inode> = new NoChildren();
 
+/**
+ * What only some inodes need: open files, directories, hard links, one about to lose its name.
+ * Kept apart so that the common inode (a name the kernel looked up, never opened) is small:
+ * a listing of 100,000 files holds 100,000 of them.
+ */
+class InodeExtra {
+  openCount = 0;
+  writers = 0;
+  fds: Set<number> | null = null;
+  desc: Description | null = null;
+  markPending = false;
+  clearWriting = false;
+  linkId: string | null = null;
+  children: Map<string, Inode> = NO_CHILDREN;
+  dir: DirIndex | null = null;
+  nlink = 1;
+}
+
 export class Inode {
   nlookup = 0;
-  /** open file handles; an unlinked inode lives on while this is above 0 */
-  openCount = 0;
-  /** open handles that may write */
-  writers = 0;
-  /**
-   * stick file descriptors open on this inode (an unlinked file is only reachable through
-   * them); null when none. Made on first open: most inodes are never opened (memory).
-   */
-  fds: Set<number> | null = null;
-  /** the index of a directory, built on first use */
-  dir: DirIndex | null = null;
-  /** children the kernel holds, by user name (directories only) */
-  readonly children: Map<string, Inode>;
-  /** the description kept for when the inode has no name any more (Layer.describe `keep`) */
-  desc: Description | null = null;
-  nlink = 1;
-  /**
-   * Its record was durable when writing began: the record saying "being written" (w) must
-   * be durable before the first change of its data reaches the stick (docs/format.md, rule 3).
-   */
-  markPending = false;
-  /** a truncate without a handle marked it "being written": unmark once done */
-  clearWriting = false;
+  /** false once its last name is gone */
+  linked = true;
+  private x: InodeExtra | null = null;
 
   constructor(
     readonly ino: number,
@@ -53,16 +51,100 @@ export class Inode {
     public stored: string,
     public kind: Kind,
     /** hard-link id (kind "h") */
-    public linkId: string | null = null,
+    linkId: string | null = null,
   ) {
-    this.children = kind === "d" ? new Map() : NO_CHILDREN;
+    if (kind === "d") this.more().children = new Map();
+    if (linkId !== null) this.more().linkId = linkId;
   }
 
-  /** false once its last name is gone */
-  linked = true;
+  private more(): InodeExtra {
+    return (this.x ??= new InodeExtra());
+  }
 
   get isDir(): boolean {
     return this.kind === "d";
+  }
+
+  /** the index of a directory, built on first use */
+  get dir(): DirIndex | null {
+    return this.x?.dir ?? null;
+  }
+  set dir(d: DirIndex | null) {
+    if (d !== null || this.x) this.more().dir = d;
+  }
+
+  get nlink(): number {
+    return this.x?.nlink ?? 1;
+  }
+  set nlink(n: number) {
+    if (n !== 1 || this.x) this.more().nlink = n;
+  }
+
+  /** children the kernel holds, by user name (directories only) */
+  get children(): Map<string, Inode> {
+    return this.x?.children ?? NO_CHILDREN;
+  }
+
+  /** open file handles; an unlinked inode lives on while this is above 0 */
+  get openCount(): number {
+    return this.x?.openCount ?? 0;
+  }
+  set openCount(n: number) {
+    this.more().openCount = n;
+  }
+
+  /** open handles that may write */
+  get writers(): number {
+    return this.x?.writers ?? 0;
+  }
+  set writers(n: number) {
+    this.more().writers = n;
+  }
+
+  /**
+   * stick file descriptors open on this inode (an unlinked file is only reachable through
+   * them); null when none. Made on first open: most inodes are never opened (memory).
+   */
+  get fds(): Set<number> | null {
+    return this.x?.fds ?? null;
+  }
+  set fds(s: Set<number> | null) {
+    if (s !== null || this.x) this.more().fds = s;
+  }
+
+  /** the description kept for when the inode has no name any more (Layer.describe `keep`) */
+  get desc(): Description | null {
+    return this.x?.desc ?? null;
+  }
+  set desc(d: Description | null) {
+    if (d !== null || this.x) this.more().desc = d;
+  }
+
+  /**
+   * Its record was durable when writing began: the record saying "being written" (w) must
+   * be durable before the first change of its data reaches the stick (docs/format.md, rule 3).
+   */
+  get markPending(): boolean {
+    return this.x?.markPending ?? false;
+  }
+  set markPending(b: boolean) {
+    if (b || this.x) this.more().markPending = b;
+  }
+
+  /** a truncate without a handle marked it "being written": unmark once done */
+  get clearWriting(): boolean {
+    return this.x?.clearWriting ?? false;
+  }
+  set clearWriting(b: boolean) {
+    if (b || this.x) this.more().clearWriting = b;
+  }
+
+  /** hard-link id (kind "h") */
+  get linkId(): string | null {
+    return this.x?.linkId ?? null;
+  }
+  set linkId(id: string | null) {
+    if (id !== null || this.x) this.more().linkId = id;
   }
 }
 
