@@ -13,6 +13,7 @@ import {
   ROOT,
 } from "./candidates.js";
 import { type Lower, makeLower } from "./lowers.js";
+import { runLogin } from "./login.js";
 import { topSelfTime } from "./profile.js";
 import { markdown, type Row, svg } from "./report.js";
 import { must, sh, sleep, timed } from "./sh.js";
@@ -178,6 +179,26 @@ class Runner {
     }
   }
 
+  /** Login-to-home-ready through the PAM hook (pershome only: nothing else has one). */
+  async runLogin(): Promise<void> {
+    const steps = {
+      login: this.row("stick", "login to home ready (pamtester)", "login", "pershome"),
+      hook: this.row("stick", "home ready, hook's own clock", "login", "pershome"),
+      logout: this.row("stick", "logout to stick free (pamtester)", "login", "pershome"),
+    };
+    try {
+      for (const t of await runLogin(this.work, this.o.repeat)) {
+        steps.login.values.push(t.login);
+        if (!Number.isNaN(t.hook)) steps.hook.values.push(t.hook);
+        steps.logout.values.push(t.logout);
+        say(`login ${t.login.toFixed(3)} s (hook ${t.hook.toFixed(3)} s), logout ${t.logout.toFixed(3)} s`);
+      }
+    } catch (e) {
+      for (const r of Object.values(steps)) r.status = String((e as Error).message);
+      say(`login: FAILED: ${(e as Error).message}`);
+    }
+  }
+
   /** 100,000 files on the lower (made once, directly), then mount time per candidate. */
   async runMount(low: Lower): Promise<void> {
     const dir = `${low.root}/many`;
@@ -264,6 +285,10 @@ async function main(): Promise<void> {
     } finally {
       await low.close();
     }
+  }
+  if (o.workloads.includes("login")) {
+    say("login through the PAM hook (pamtester, an exFAT stick)");
+    await runner.runLogin();
   }
   note.push(`load average after: ${loadavg()}`, `wall time: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   note.push(`options: ${JSON.stringify(o)}`, `tree: ${o.tree} (${tarFiles} files and symlinks)`);

@@ -152,4 +152,4 @@ export function workloads(p: WorkloadParams): Workload[] {
   ];
 }
 
-export const WORKLOAD_NAMES = ["files", "tree", "seq", "rename", "chmod", "mount", "memory"];
+export const WORKLOAD_NAMES = ["files", "tree", "seq", "rename", "chmod", "mount", "memory", "login"];
