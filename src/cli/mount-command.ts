@@ -1,6 +1,7 @@
 /** `pershome mount` and `pershome umount`. */
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { MountError, startMount } from "../fs/mount.js";
 import { log, setDebug } from "../log.js";
@@ -90,6 +91,25 @@ async function detach(): Promise<number> {
   return 0;
 }
 
+/** Is `pid` (from the pid file, which a crash leaves behind) still this mount's daemon? */
+function isDaemonOf(pid: number, mountpoint: string): boolean {
+  try {
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    if (!argv.includes("mount")) return false;
+    const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+    const want = fs.realpathSync(mountpoint);
+    return argv.some((a) => {
+      try {
+        return a.length > 0 && fs.realpathSync(path.resolve(cwd, a)) === want;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
 export async function umountCommand(mountpoint: string, lazy: boolean, timeoutSec: number): Promise<number> {
   const pid = readPid(mountpoint);
   const r = spawnSync("fusermount3", ["-u", ...(lazy ? ["-z"] : []), mountpoint], { encoding: "utf8" });
@@ -106,6 +126,18 @@ export async function umountCommand(mountpoint: string, lazy: boolean, timeoutSe
     return 1;
   }
   if (pid !== null) {
+    // The kernel tells the daemon its mount is gone only when the last copy of the mount goes.
+    // A mount namespace made meanwhile (a container, `unshare -m`, a sandboxed service) keeps
+    // a copy that our umount does not reach: the daemon would serve on, unaware, and this wait
+    // would run out (seen as a 60 s hang of the tests beside other work). So tell it directly;
+    // on SIGTERM it ends the session and writes everything out, exactly as after an unmount.
+    if (!lazy && isDaemonOf(pid, mountpoint)) {
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
     const deadline = Date.now() + timeoutSec * 1000;
     while (isAlive(pid) && Date.now() < deadline) await sleep(50);
     if (isAlive(pid)) {
