@@ -129,8 +129,12 @@ export async function umountCommand(mountpoint: string, lazy: boolean, timeoutSe
     // The kernel tells the daemon its mount is gone only when the last copy of the mount goes.
     // A mount namespace made meanwhile (a container, `unshare -m`, a sandboxed service) keeps
     // a copy that our umount does not reach: the daemon would serve on, unaware, and this wait
-    // would run out (seen as a 60 s hang of the tests beside other work). So tell it directly;
-    // on SIGTERM it ends the session and writes everything out, exactly as after an unmount.
+    // would run out (seen as a 60 s hang of the tests beside other work). So a daemon still
+    // there after a moment is told directly; on SIGTERM it ends the session and writes
+    // everything out, as after an unmount. (Not at once: a daemon already ending normally
+    // could take the signal while Node exits, and end "killed by SIGTERM".)
+    const grace = Date.now() + Math.min(2000, timeoutSec * 1000);
+    while (isAlive(pid) && Date.now() < grace) await sleep(50);
     if (!lazy && isDaemonOf(pid, mountpoint)) {
       try {
         process.kill(pid, "SIGTERM");

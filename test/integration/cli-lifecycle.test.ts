@@ -1,6 +1,7 @@
 // The command-line contract: `mount … --foreground` prints the ready line, `umount`, SIGTERM and
 // an external umount all flush and end the daemon with status 0; the format marker is written.
 
+import { spawn } from "node:child_process";
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -82,5 +83,25 @@ describe.each(lowerKinds())("the pershome command on a %s lower", (kind) => {
     expect(s.umount?.code, s.umount?.stderr).toBe(0);
     expect(s.runningAfterUmount, "daemon still running when umount returned").toBe(false);
     expect(s.code).toBe(0);
+  });
+
+  it("ends the daemon in `umount` although another mount namespace still holds a copy of the mount", async () => {
+    // A container or `unshare -m` started while the home is mounted copies the mount; our
+    // umount does not reach that copy, so the kernel never tells the daemon (it waited 60 s).
+    await t.mount();
+    await writeFile(t.p("kept"), "x");
+    const holder = spawn("unshare", ["-m", "--propagation", "private", "sleep", "60"], { stdio: "ignore" });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const t0 = Date.now();
+      const s = await t.unmount("cli");
+      expect(s.umount?.code, s.umount?.stderr).toBe(0);
+      expect(s.runningAfterUmount, "daemon still running when umount returned").toBe(false);
+      expect(s.forced).toBe(false);
+      expect(Date.now() - t0).toBeLessThan(20_000);
+      expect(await readFile(t.low("kept"), "utf8")).toBe("x");
+    } finally {
+      holder.kill("SIGKILL");
+    }
   });
 });
