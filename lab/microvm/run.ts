@@ -148,7 +148,9 @@ function projectRoot(): string {
 function withProjectShare(shares: ShareSpec[]): ShareSpec[] {
   const root = projectRoot();
   const hidden = HIDDEN_IN_GUEST.some((h) => root === h || root.startsWith(h + "/"));
-  const covered = shares.some((s) => root === resolve(s.hostPath) || root.startsWith(resolve(s.hostPath) + "/"));
+  const covered = shares.some(
+    (s) => root === resolve(s.hostPath) || root.startsWith(resolve(s.hostPath) + "/"),
+  );
   return hidden && !covered ? [...shares, { hostPath: root, guestPath: root, readOnly: true }] : shares;
 }
 

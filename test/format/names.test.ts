@@ -15,6 +15,7 @@ const bytes = (...b: number[]): string => Buffer.from(b).toString("latin1");
 /** What FAT32 long names and exFAT refuse or mangle. */
 function fatCanHold(stored: string): boolean {
   if (stored.length > 255) return false;
+  // eslint-disable-next-line no-control-regex -- controls are exactly what the encoding must escape
   if (/["*:<>?\\|\u0000-\u001f/]/.test(stored)) return false;
   if (/[. ]$/.test(stored)) return false;
   if (/^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\.|$)/i.test(stored)) return false;

@@ -171,9 +171,7 @@ describe("the stick fails during the session", () => {
     await waitFor("the daemon gone", () => !alive(daemon));
     // The dead mount stays (no auto_unmount over a home): saves fail loudly; the message says so.
     await waitFor("the stopped-home message", () => lab.message(u)?.includes("stopped working"), 10_000);
-    expect(lab.message(u)).toContain(
-      "new changes cannot be saved",
-    );
+    expect(lab.message(u)).toContain("new changes cannot be saved");
     expect(log()).toMatch(
       /the home on stick \S+ stopped during the session: .*; the user was told to log out/,
     );
