@@ -67,7 +67,18 @@ export function prepareLower(lowerDir: string): void {
       throw new MountError(
         `${area} is not a folder; the stick looks damaged: run "pershome check --repair".`,
       );
-    const fd = fs.openSync(marker, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // A marker that is not a regular file (a folder, a fifo, a link another system left)
+    // cannot be read or replaced: damaged, like one full of garbage. Never opened: a fifo
+    // would block the mount, a link could lead off the stick.
+    const mst = fs.lstatSync(marker, { throwIfNoEntry: false });
+    if (mst && !mst.isFile()) {
+      log(
+        "warn",
+        `${marker} is not a file; treating the stick as format 1 ("pershome check --repair" rewrites it)`,
+      );
+      return;
+    }
+    const fd = fs.openSync(marker, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     try {
       const buf = Buffer.alloc(4096);
       text = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
