@@ -14,6 +14,7 @@ import {
   mkdir,
   readFile,
   readdir,
+  readlink,
   rm,
   stat,
   symlink,
@@ -297,6 +298,184 @@ describe.each(lowerKinds())("a hostile stick (%s)", (kind) => {
       const r = await run(t.p(d, n), ["-u"], { as: NOBODY });
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.trim(), `${n} euid`).toBe(String(NOBODY.uid));
+    }
+  });
+
+  it("does not let records claiming other owners change who owns a file (no owner field exists)", async () => {
+    const d = await standardDir("other-owners");
+    await plant(d, (_dir, r, logPath) =>
+      appendRecords(logPath, [
+        forge(rec(r, "a"), { u: 0, g: 0, uid: 0, gid: 0, owner: "root", m: 0o600 }),
+        forge(rec(r, "b"), { uid: 1000, gid: 1000, o: "alice" }),
+        forge(rec(r, "c"), { m: CONTROL_MODE }),
+      ]),
+    );
+    // The home is mounted for nobody: every file is nobody's, whatever a record claims.
+    await t.unmount();
+    await t.mount({ allowOther: true, owner: NOBODY });
+    try {
+      await expectServing(t);
+      expect(await mode(d, "c"), "control").toBe(perms(CONTROL_MODE));
+      for (const n of ["a", "b", "c", "e"]) {
+        const s = await pyLstat(t.p(d, n));
+        expect([s.uid, s.gid], n).toEqual([NOBODY.uid, NOBODY.gid]);
+      }
+      // nobody owns a (0600) and can read it; root's claim gave root nothing nobody lacks
+      const r = await run("cat", [t.p(d, "a")], { as: NOBODY });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(CONTENT.a);
+    } finally {
+      await t.unmount();
+      await t.mount();
+    }
+  });
+
+  it("serves symlink loops (records and, on a plain lower, planted links) without hanging: ELOOP, daemon alive", async () => {
+    const d = await standardDir("symlink-loops");
+    await plant(d, async (dir, r, logPath) => {
+      await appendRecords(logPath, [
+        forge(rec(r, "a"), { k: "l", l: "b" }),
+        forge(rec(r, "b"), { k: "l", l: "a" }),
+        forge(rec(r, "e"), { k: "l", l: "e" }),
+        forge(rec(r, "c"), { m: CONTROL_MODE }),
+      ]);
+      if (t.lower.posixLower) {
+        await symlink("loop2", join(dir, "loop1"));
+        await symlink("loop1", join(dir, "loop2"));
+        await symlink(".", join(dir, "sub", "self"));
+      }
+    });
+    await expectServing(t);
+    expect(await mode(d, "c"), "control").toBe(perms(CONTROL_MODE));
+    for (const [n, target] of [
+      ["a", "b"],
+      ["b", "a"],
+      ["e", "e"],
+    ] as const) {
+      expect(fileType((await pyLstat(t.p(d, n))).mode), n).toBe("symlink");
+      expect(await readlink(t.p(d, n)), n).toBe(target);
+      expect(
+        await readFile(t.p(d, n)).then(
+          () => "read",
+          (e: NodeJS.ErrnoException) => e.code,
+        ),
+        n,
+      ).toBe("ELOOP");
+    }
+    // every tool that walks the folder ends
+    const find = await run("find", ["-L", t.p(d)], { timeoutMs: 60_000 });
+    expect(find.stdout).toContain("sub");
+    const ls = await run("ls", ["-lRL", t.p(d)], { timeoutMs: 60_000 });
+    expect(ls.stdout).toContain("sub");
+    if (t.lower.posixLower) {
+      for (const n of ["loop1", "loop2"]) {
+        // planted links are never followed by the daemon: an empty file that refuses to open
+        expect(fileType((await pyLstat(t.p(d, n))).mode), n).toBe("file");
+        expect(
+          await readFile(t.p(d, n)).then(
+            () => "read",
+            (e: NodeJS.ErrnoException) => e.code,
+          ),
+          n,
+        ).toMatch(/ELOOP|EACCES/);
+      }
+      expect((await readdir(t.p(d, "sub"))).sort()).toEqual(["s", "self"]);
+    }
+    await expectServing(t);
+  });
+
+  it.skipIf(kind !== "plain")(
+    "lists 100,000 entries in one directory (on a plain lower) and keeps a mode among them",
+    async () => {
+      const d = await t.dir("hundred-thousand");
+      await t.unmount();
+      const r = await python(
+        `import os, sys
+d = sys.argv[1]
+for i in range(100000):
+    with open(os.path.join(d, "f%06d" % i), "w") as f: f.write(str(i))`,
+        [t.low(d)],
+        { timeoutMs: 600_000 },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      await t.mount();
+      const t0 = Date.now();
+      // in a child process: a listing this long must not block the test worker
+      const count = await python(
+        `import os, stat, sys
+n = 0; modes = {}
+for e in os.scandir(sys.argv[1]):
+    m = stat.S_IMODE(e.stat(follow_symlinks=False).st_mode); n += 1; modes[m] = modes.get(m, 0) + 1
+print(n, modes.get(0o644, 0))`,
+        [t.p(d)],
+        { timeoutMs: 600_000 },
+      );
+      expect(count.code, count.stderr).toBe(0);
+      expect(count.stdout.trim()).toBe("100000 100000");
+      const ms = Date.now() - t0;
+      console.log(`listing + stat of 100,000 entries in one folder: ${ms} ms`);
+      expect(ms, "listing and stat of 100,000 entries took (ms)").toBeLessThan(300_000);
+      await chmod(t.p(d, "f042424"), 0o600);
+      await t.remount();
+      expect(await mode(d, "f042424")).toBe("0600");
+      expect(await readFile(t.p(d, "f099999"), "utf8")).toBe("99999");
+      await t.unmount();
+      await rm(t.low(d), { recursive: true, force: true });
+      await t.mount();
+    },
+    1_200_000,
+  );
+
+  it.skipIf(kind !== "plain")(
+    "does not read a 4 GiB (sparse) metadata file: files shown with defaults, promptly, and a log line says why",
+    async () => {
+      const d = await standardDir("four-gib-log");
+      await plant(d, async (dir, _r, logPath) => {
+        await rm(join(dir, LOG_B), { force: true });
+        await truncate(logPath, 4 * 1024 * 1024 * 1024);
+      });
+      await expectServing(t);
+      const t0 = Date.now();
+      await expectDataListed(d);
+      expect(Date.now() - t0, "listing took").toBeLessThan(20_000);
+      expect(await mode(d, "a")).toBe("0644");
+      expect(t.layer.stderr()).toMatch(/larger than \d+ bytes; ignored, files show with defaults/);
+      await chmod(t.p(d, "b"), 0o700);
+      await t.remount();
+      expect(await mode(d, "b")).toBe("0700");
+      expect(await mode(d, "a")).toBe("0644");
+    },
+    240_000,
+  );
+
+  it("mounts a stick whose format marker is a folder (or, on a plain lower, a fifo or a link), saying it is damaged", async () => {
+    const d = await standardDir("marker-not-file");
+    const area = join(t.lower.dir, ".pershome");
+    const marker = join(area, "format");
+    const before = await readFile(marker);
+    const variants: [string, () => Promise<void>][] = [["folder", () => mkdir(marker)]];
+    if (t.lower.posixLower) {
+      variants.push(["fifo", () => sys("mkfifo", marker, 0o644).then(() => undefined)]);
+      variants.push(["link", () => symlink("../../outside-marker", marker)]);
+    }
+    try {
+      for (const [what, make] of variants) {
+        await t.unmount();
+        await rm(marker, { recursive: true, force: true });
+        await make();
+        await t.lower.detach();
+        await t.lower.attach();
+        await t.mount();
+        await expectServing(t);
+        await expectDataListed(d);
+        expect(await mode(d, "a"), what).toBe("0600");
+        expect(t.layer.stderr(), what).toMatch(/format is not a file; treating the stick as format 1/);
+      }
+    } finally {
+      await t.unmount();
+      await rm(marker, { recursive: true, force: true });
+      await writeFile(marker, before);
+      await t.mount();
     }
   });
 
