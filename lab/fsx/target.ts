@@ -45,12 +45,12 @@ const must = (cmd: string, args: string[]): string => {
 };
 const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Is something mounted at `p` (an absolute path with no links in it)? No stat: a dead FUSE mount answers ENOTCONN. */
 function isMounted(p: string): boolean {
-  const want = fs.realpathSync(p);
   return fs
     .readFileSync("/proc/self/mountinfo", "utf8")
     .split("\n")
-    .some((l) => l.split(" ")[4] === want);
+    .some((l) => l.split(" ")[4] === p);
 }
 
 function pidAlive(pid: number): boolean {
@@ -265,6 +265,9 @@ export class Target {
         }
       }
     } finally {
+      // a dead FUSE mount left behind would make the removal fail (ENOTCONN)
+      for (const m of [this.mnt, this.root]) if (this.kind !== "raw" && isMounted(m)) sh("umount", ["-l", m]);
+      if (this.loop) sh("losetup", ["-d", this.loop]);
       if (!this.o.keep && !this.o.work) fs.rmSync(this.work, { recursive: true, force: true });
     }
   }
