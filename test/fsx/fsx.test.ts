@@ -26,10 +26,7 @@ describe("the fsx exerciser", () => {
   });
 
   it.each(lowerKinds())(
-    "runs %s ops with remounts on pershome over a %s lower without a mismatch".replace(
-      "%s ops",
-      `${OPS} ops`,
-    ),
+    `runs ${OPS} ops with remounts on pershome over the %s lower without a mismatch`,
     async (kind) => {
       const r = await run(
         process.execPath,

@@ -21,6 +21,8 @@ import { mountAt } from "../support/mountinfo.js";
 import { python } from "../support/run.js";
 import { runs, stick, storedCounts, writeStick, type StickSpec } from "./gen.js";
 
+/** timeouts grow with PERSHOME_FUZZ_RUNS */
+const LONG = Math.max(1, Number(process.env.PERSHOME_FUZZ_RUNS ?? 0) / 50);
 const SECRET = "SECRET OUTSIDE THE STICK FOLDER";
 const stats = { inProcess: 0, live: 0, refused: 0, crashes: 0, hangs: 0, entries: 0 };
 
@@ -68,59 +70,63 @@ describe("fuzzing whole sticks", () => {
     );
   });
 
-  it("(a) in-process: every generated stick is listed in full, read, unmounted and listed again", async () => {
-    // the layer's log lines (one per damaged log, name shown otherwise…) are counted, not printed
-    const write = process.stderr.write.bind(process.stderr);
-    let logLines = 0;
-    process.stderr.write = ((chunk: string | Uint8Array) => {
-      logLines += String(chunk).split("\n").length - 1;
-      return true;
-    }) as typeof process.stderr.write;
-    onTestFinished(() => {
-      process.stderr.write = write;
-      console.log(`in-process stick fuzz: the layer wrote ${logLines} log lines`);
-    });
-    // async only to let the worker breathe between sticks (the layer's calls are synchronous)
-    await fc.assert(
-      fc.asyncProperty(stick(true), async (s) => {
-        await new Promise((r) => setImmediate(r));
-        const { work, home, secret } = scratch();
-        try {
-          writeStick(home, s);
-          const want = storedCounts(home);
+  it(
+    "(a) in-process: every generated stick is listed in full, read, unmounted and listed again",
+    async () => {
+      // the layer's log lines (one per damaged log, name shown otherwise…) are counted, not printed
+      const write = process.stderr.write.bind(process.stderr);
+      let logLines = 0;
+      process.stderr.write = ((chunk: string | Uint8Array) => {
+        logLines += String(chunk).split("\n").length - 1;
+        return true;
+      }) as typeof process.stderr.write;
+      onTestFinished(() => {
+        process.stderr.write = write;
+        console.log(`in-process stick fuzz: the layer wrote ${logLines} log lines`);
+      });
+      // async only to let the worker breathe between sticks (the layer's calls are synchronous)
+      await fc.assert(
+        fc.asyncProperty(stick(true), async (s) => {
+          await new Promise((r) => setImmediate(r));
+          const { work, home, secret } = scratch();
           try {
-            HomeDriver.prepare(home);
-          } catch (e) {
-            const why = refusal(s, home);
-            if (e instanceof MountError && why?.test(e.message)) {
-              stats.refused++;
-              return;
+            writeStick(home, s);
+            const want = storedCounts(home);
+            try {
+              HomeDriver.prepare(home);
+            } catch (e) {
+              const why = refusal(s, home);
+              if (e instanceof MountError && why?.test(e.message)) {
+                stats.refused++;
+                return;
+              }
+              stats.crashes++;
+              throw e;
             }
-            stats.crashes++;
-            throw e;
-          }
-          for (let pass = 0; pass < 2; pass++) {
-            const d = new HomeDriver(new NodeLower(home));
-            const { view, problems } = d.walk();
-            expect(problems.filter((p) => !refusedOpen(p))).toEqual([]);
-            expect(problems.length, problems.join("\n")).toBeLessThanOrEqual(want.special);
-            expect(view.size + problems.length, "entries listed").toBe(want.entries);
-            for (const [p, v] of view) {
-              expect(v.data?.toString() ?? "", p).not.toContain(SECRET);
-              expect(["f", "d", "l", "p", "s"]).toContain(v.kind);
+            for (let pass = 0; pass < 2; pass++) {
+              const d = new HomeDriver(new NodeLower(home));
+              const { view, problems } = d.walk();
+              expect(problems.filter((p) => !refusedOpen(p))).toEqual([]);
+              expect(problems.length, problems.join("\n")).toBeLessThanOrEqual(want.special);
+              expect(view.size + problems.length, "entries listed").toBe(want.entries);
+              for (const [p, v] of view) {
+                expect(v.data?.toString() ?? "", p).not.toContain(SECRET);
+                expect(["f", "d", "l", "p", "s"]).toContain(v.kind);
+              }
+              stats.entries += view.size;
+              d.unmount();
             }
-            stats.entries += view.size;
-            d.unmount();
+            expect(fs.readFileSync(secret, "utf8")).toBe(SECRET);
+            stats.inProcess++;
+          } finally {
+            fs.rmSync(work, { recursive: true, force: true });
           }
-          expect(fs.readFileSync(secret, "utf8")).toBe(SECRET);
-          stats.inProcess++;
-        } finally {
-          fs.rmSync(work, { recursive: true, force: true });
-        }
-      }),
-      { numRuns: runs(60), endOnFailure: true },
-    );
-  }, 300_000);
+        }),
+        { numRuns: runs(60), endOnFailure: true },
+      );
+    },
+    LONG * 300_000,
+  );
 
   const WALK = `import json, os, stat, sys
 root, secret = sys.argv[1], sys.argv[2].encode()
@@ -150,61 +156,65 @@ def visit(d):
 visit(os.fsencode(root))
 print(json.dumps(out))`;
 
-  it("(b) live mount: listing, stat and read of every entry, no crash, hang, hidden file, device or escape", async () => {
-    await fc.assert(
-      fc.asyncProperty(stick(true), async (s) => {
-        const { work, home, secret } = scratch();
-        const mnt = path.join(work, "mnt");
-        fs.mkdirSync(mnt);
-        try {
-          writeStick(home, s);
-          const want = storedCounts(home);
-          let layer;
+  it(
+    "(b) live mount: listing, stat and read of every entry, no crash, hang, hidden file, device or escape",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(stick(true), async (s) => {
+          const { work, home, secret } = scratch();
+          const mnt = path.join(work, "mnt");
+          fs.mkdirSync(mnt);
           try {
-            layer = await mountLayer(home, mnt, { readyTimeoutMs: 30_000 });
-          } catch (e) {
-            const why = refusal(s, home);
-            if (e instanceof MountFailed && why?.test(e.stderr)) {
-              stats.refused++;
-              return;
+            writeStick(home, s);
+            const want = storedCounts(home);
+            let layer;
+            try {
+              layer = await mountLayer(home, mnt, { readyTimeoutMs: 30_000 });
+            } catch (e) {
+              const why = refusal(s, home);
+              if (e instanceof MountFailed && why?.test(e.stderr)) {
+                stats.refused++;
+                return;
+              }
+              stats.crashes++;
+              throw e;
             }
-            stats.crashes++;
-            throw e;
-          }
-          try {
-            const m = mountAt(mnt);
-            expect(m?.mountOptions, "mount options").toContain("nosuid");
-            expect(m?.mountOptions).toContain("nodev");
-            const r = await python(WALK, [mnt, SECRET], { timeoutMs: 60_000 });
-            if (r.code !== 0 && !r.stdout) stats.hangs++;
-            expect(r.code, r.stderr).toBe(0);
-            const o = JSON.parse(r.stdout) as {
-              count: number;
-              devices: string[];
-              secret: string[];
-              errors: string[];
-            };
-            expect(o.errors.filter((p) => !refusedOpen(p))).toEqual([]);
-            expect(o.errors.length, o.errors.join("\n")).toBeLessThanOrEqual(want.special);
-            expect(o.devices).toEqual([]);
-            expect(o.secret).toEqual([]);
-            expect(o.count, "entries listed").toBe(want.entries);
-            stats.entries += o.count;
-            expect(layer.alive(), "the daemon is alive").toBe(true);
+            try {
+              const m = mountAt(mnt);
+              expect(m?.mountOptions, "mount options").toContain("nosuid");
+              expect(m?.mountOptions).toContain("nodev");
+              const r = await python(WALK, [mnt, SECRET], { timeoutMs: 60_000 });
+              if (r.code !== 0 && !r.stdout) stats.hangs++;
+              expect(r.code, r.stderr).toBe(0);
+              const o = JSON.parse(r.stdout) as {
+                count: number;
+                devices: string[];
+                secret: string[];
+                errors: string[];
+              };
+              expect(o.errors.filter((p) => !refusedOpen(p))).toEqual([]);
+              expect(o.errors.length, o.errors.join("\n")).toBeLessThanOrEqual(want.special);
+              expect(o.devices).toEqual([]);
+              expect(o.secret).toEqual([]);
+              expect(o.count, "entries listed").toBe(want.entries);
+              stats.entries += o.count;
+              expect(layer.alive(), "the daemon is alive").toBe(true);
+            } finally {
+              const st = await layer.stop();
+              if (st.code !== 0 || st.forced) stats.crashes++;
+              expect(st.forced, `daemon had to be killed:\n${layer.stderr().slice(-2000)}`).toBe(false);
+              expect(st.code, layer.stderr().slice(-2000)).toBe(0);
+            }
+            expect(fs.readFileSync(secret, "utf8")).toBe(SECRET);
+            stats.live++;
           } finally {
-            const st = await layer.stop();
-            if (st.code !== 0 || st.forced) stats.crashes++;
-            expect(st.forced, `daemon had to be killed:\n${layer.stderr().slice(-2000)}`).toBe(false);
-            expect(st.code, layer.stderr().slice(-2000)).toBe(0);
+            fs.rmSync(work, { recursive: true, force: true });
           }
-          expect(fs.readFileSync(secret, "utf8")).toBe(SECRET);
-          stats.live++;
-        } finally {
-          fs.rmSync(work, { recursive: true, force: true });
-        }
-      }),
-      // each run is a mount: report the first failing stick as generated, without shrinking
-      { numRuns: runs(12), endOnFailure: true },
-    );
-  }, 600_000);
+        }),
+        // each run is a mount: report the first failing stick as generated, without shrinking
+        { numRuns: runs(12), endOnFailure: true },
+      );
+    },
+    LONG * 600_000,
+  );
 });
