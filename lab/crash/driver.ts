@@ -293,7 +293,12 @@ export class HomeDriver {
       if (listed.length !== stored)
         problems.push(`${path || "/"}: ${stored} stored entries, ${listed.length} listed (a file is hidden)`);
       for (const e of listed) {
-        const name = Buffer.from(e.name).toString("utf8");
+        // a name that is not UTF-8 is kept apart (\xNN for each byte), not folded into U+FFFD
+        const raw = Buffer.from(e.name);
+        const text = raw.toString("utf8");
+        const name = Buffer.from(text, "utf8").equals(raw)
+          ? text
+          : raw.toString("latin1").replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
         const p = path ? `${path}/${name}` : name;
         const child = this.L.inodes.get(e.entry.ino);
         if (!child) {

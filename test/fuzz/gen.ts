@@ -11,6 +11,13 @@ import { crc32 } from "node:zlib";
 export const RUNS = Number(process.env.PERSHOME_FUZZ_RUNS ?? 0);
 /** Runs for one property: the CI default, or PERSHOME_FUZZ_RUNS for a long run. */
 export const runs = (ci: number): number => (RUNS > 0 ? RUNS : ci);
+/** Replays one failure: PERSHOME_FUZZ_SEED and PERSHOME_FUZZ_PATH as fast-check printed them. */
+export const replay: { seed?: number; path?: string } = process.env.PERSHOME_FUZZ_SEED
+  ? {
+      seed: Number(process.env.PERSHOME_FUZZ_SEED),
+      ...(process.env.PERSHOME_FUZZ_PATH ? { path: process.env.PERSHOME_FUZZ_PATH } : {}),
+    }
+  : {};
 
 export const crcLine = (json: string): string =>
   crc32(json).toString(16).padStart(8, "0") + " " + json + "\n";

@@ -19,7 +19,7 @@ import { MountError } from "../../src/fs/mount.js";
 import { MountFailed, mountLayer } from "../support/mount.js";
 import { mountAt } from "../support/mountinfo.js";
 import { python } from "../support/run.js";
-import { runs, stick, storedCounts, writeStick, type StickSpec } from "./gen.js";
+import { replay, runs, stick, storedCounts, writeStick, type StickSpec } from "./gen.js";
 
 /** timeouts grow with PERSHOME_FUZZ_RUNS */
 const LONG = Math.max(1, Number(process.env.PERSHOME_FUZZ_RUNS ?? 0) / 50);
@@ -108,6 +108,10 @@ describe("fuzzing whole sticks", () => {
               const { view, problems } = d.walk();
               expect(problems.filter((p) => !refusedOpen(p))).toEqual([]);
               expect(problems.length, problems.join("\n")).toBeLessThanOrEqual(want.special);
+              if (view.size + problems.length !== want.entries)
+                console.log(
+                  `listed: ${[...view.keys()].map((k) => JSON.stringify(k)).join(" ")}\nstored under ${home}`,
+                );
               expect(view.size + problems.length, "entries listed").toBe(want.entries);
               for (const [p, v] of view) {
                 expect(v.data?.toString() ?? "", p).not.toContain(SECRET);
@@ -119,10 +123,10 @@ describe("fuzzing whole sticks", () => {
             expect(fs.readFileSync(secret, "utf8")).toBe(SECRET);
             stats.inProcess++;
           } finally {
-            fs.rmSync(work, { recursive: true, force: true });
+            if (!process.env.PERSHOME_FUZZ_KEEP) fs.rmSync(work, { recursive: true, force: true });
           }
         }),
-        { numRuns: runs(60), endOnFailure: true },
+        { numRuns: runs(60), endOnFailure: true, ...replay },
       );
     },
     LONG * 300_000,
@@ -212,7 +216,7 @@ print(json.dumps(out))`;
           }
         }),
         // each run is a mount: report the first failing stick as generated, without shrinking
-        { numRuns: runs(12), endOnFailure: true },
+        { numRuns: runs(12), endOnFailure: true, ...replay },
       );
     },
     LONG * 600_000,
