@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { prepareLower } from "../../src/fs/mount.js";
-import { Layer } from "../../src/fs/layer.js";
+import { Layer, NO_ATTR } from "../../src/fs/layer.js";
 import type { Lower } from "../../src/fs/lower.js";
 import type { Inode } from "../../src/fs/inode.js";
 import type { FileHandle } from "../../src/fs/handles.js";
@@ -55,24 +55,7 @@ function kindOf(mode: number): ViewKind {
 }
 
 function attrWith(a: Partial<Attr>): Attr {
-  return {
-    ino: 0,
-    mode: 0,
-    nlink: 0,
-    uid: 0,
-    gid: 0,
-    rdev: 0,
-    size: 0,
-    blocks: 0,
-    blksize: 0,
-    atimeSec: 0,
-    atimeNsec: 0,
-    mtimeSec: 0,
-    mtimeNsec: 0,
-    ctimeSec: 0,
-    ctimeNsec: 0,
-    ...a,
-  };
+  return { ...NO_ATTR, ...a };
 }
 
 export class HomeDriver {

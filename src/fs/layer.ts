@@ -56,7 +56,7 @@ function mayHideFromIndex(stored: string): boolean {
 }
 
 /** The attributes of a negative entry: the kernel ignores them (no lstat of anything for it). */
-const NO_ATTR: Attr = Object.freeze({
+export const NO_ATTR: Attr = Object.freeze({
   ino: 0,
   mode: 0,
   nlink: 0,
