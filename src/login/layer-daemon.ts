@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { pidFile } from "../cli/runtime.js";
-import { LAYER_FSTYPE, mountAt } from "./mounts.js";
+import { LAYER_FSTYPE, mountAt } from "../system/mountinfo.js";
 import { type ProcessId, isRunning, processId, signal, waitGone } from "./processes.js";
 import { runCommand, systemEnv } from "./run.js";
 import type { LayerInfo } from "./state.js";

@@ -13,7 +13,7 @@ import { type Helper, sleep, startHelper } from "./helpers.js";
 import type { Journal } from "./journal.js";
 import { startLayer, stopLayer, waitLayerExit } from "./layer-daemon.js";
 import { type HeldLock, takeLock } from "./lock.js";
-import { LAYER_FSTYPE, mountAt, mountsUnder } from "./mounts.js";
+import { LAYER_FSTYPE, mountAt, mountsUnder } from "../system/mountinfo.js";
 import { type StickName, clearMessage, leaveMessage, messages, tellPam } from "./notify.js";
 import { type OptInDecision, decideOptIn } from "./optin.js";
 import { type ProcessId, describeUses, processId, processesUsing, signal, waitGone } from "./processes.js";

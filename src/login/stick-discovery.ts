@@ -5,22 +5,17 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import type { BlockDevice } from "../system/block-devices.js";
+import {
+  LSBLK_ARGS,
+  blkidArgs,
+  parseBlkidExport,
+  parseLsblk,
+  unknownDevice,
+} from "../system/block-devices.js";
+import { mountsOfDevice, readMounts } from "../system/mountinfo.js";
 import type { LoginConfig } from "./config.js";
-import { mountsOfDevice, readMounts } from "./mounts.js";
 import { runCommand } from "./run.js";
-
-export interface BlockDevice {
-  path: string;
-  parent: string | null;
-  type: string;
-  removable: boolean;
-  tran: string;
-  fstype: string;
-  label: string;
-  uuid: string;
-  size: number;
-  majorMinor: string | null;
-}
 
 export interface Candidate {
   device: string;
@@ -34,60 +29,8 @@ export interface Skipped {
   why: string;
 }
 
-interface LsblkRow {
-  path?: string;
-  pkname?: string | null;
-  type?: string;
-  rm?: boolean | string;
-  hotplug?: boolean | string;
-  tran?: string | null;
-  fstype?: string | null;
-  label?: string | null;
-  uuid?: string | null;
-  size?: number | string | null;
-  "maj:min"?: string | null;
-}
-
-const truthy = (v: unknown): boolean => v === true || v === "1" || v === 1;
-
-/** Turns `lsblk -J -l -b -p -o PATH,PKNAME,TYPE,RM,HOTPLUG,TRAN,FSTYPE,LABEL,UUID,SIZE,MAJ:MIN` into devices. */
-export function parseLsblk(json: string): BlockDevice[] {
-  const rows = ((JSON.parse(json) as { blockdevices?: LsblkRow[] }).blockdevices ?? []).filter((r) => r.path);
-  const byPath = new Map(rows.map((r) => [r.path!, r]));
-  // A partition is removable when its disk is (the kernel only flags the disk; TRAN is the disk's).
-  const removableRow = (r: LsblkRow): boolean => truthy(r.rm) || truthy(r.hotplug) || r.tran === "usb";
-  return rows.map((r) => {
-    let removable = removableRow(r);
-    let tran = r.tran ?? "";
-    for (
-      let p = r.pkname ? byPath.get(r.pkname) : undefined, n = 0;
-      p && n < 8;
-      p = p.pkname ? byPath.get(p.pkname) : undefined, n++
-    ) {
-      removable ||= removableRow(p);
-      tran ||= p.tran ?? "";
-    }
-    return {
-      path: r.path!,
-      parent: r.pkname ?? null,
-      type: r.type ?? "",
-      removable,
-      tran,
-      fstype: (r.fstype ?? "").toLowerCase(),
-      label: r.label ?? "",
-      uuid: r.uuid ?? "",
-      size: Number(r.size ?? 0),
-      majorMinor: r["maj:min"] ?? null,
-    };
-  });
-}
-
 export async function listBlockDevices(): Promise<{ devices: BlockDevice[]; problem: string | null }> {
-  const r = await runCommand(
-    "lsblk",
-    ["-J", "-l", "-b", "-p", "-o", "PATH,PKNAME,TYPE,RM,HOTPLUG,TRAN,FSTYPE,LABEL,UUID,SIZE,MAJ:MIN"],
-    { timeoutSec: 15 },
-  );
+  const r = await runCommand("lsblk", LSBLK_ARGS, { timeoutSec: 15 });
   if (r.exitCode !== 0) return { devices: [], problem: r.summary };
   try {
     return { devices: parseLsblk(r.stdout), problem: null };
@@ -100,9 +43,8 @@ export async function listBlockDevices(): Promise<{ devices: BlockDevice[]; prob
 export async function probeFilesystem(
   device: string,
 ): Promise<{ fstype: string; label: string; uuid: string }> {
-  const r = await runCommand("blkid", ["-p", "-o", "export", "--", device], { timeoutSec: 15 });
-  const get = (k: string): string => new RegExp(`^${k}=(.*)$`, "m").exec(r.stdout)?.[1] ?? "";
-  return { fstype: get("TYPE").toLowerCase(), label: get("LABEL"), uuid: get("UUID") };
+  const r = await runCommand("blkid", blkidArgs(device), { timeoutSec: 15 });
+  return parseBlkidExport(r.stdout);
 }
 
 /** Expands the admin's stick_devices (paths, symlinks like /dev/disk/by-path/…, and * globs) to real device paths. */
@@ -166,21 +108,7 @@ export async function findCandidates(
   if (explicit) {
     const { devices: listed, missing } = expandDeviceList(cfg.stickDevices);
     for (const m of missing) skipped.push({ device: m, why: "listed in stick_devices but not present" });
-    pool = listed.map(
-      (p) =>
-        known.get(p) ?? {
-          path: p,
-          parent: null,
-          type: "",
-          removable: false,
-          tran: "",
-          fstype: "",
-          label: "",
-          uuid: "",
-          size: 0,
-          majorMinor: null,
-        },
-    );
+    pool = listed.map((p) => known.get(p) ?? unknownDevice(p));
   } else {
     pool = devices.filter((d) => {
       if (d.type !== "disk" && d.type !== "part") return false;

@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import type { LoginConfig } from "./config.js";
-import { mountAt } from "./mounts.js";
+import { mountAt } from "../system/mountinfo.js";
 import { type CommandResult, runCommand } from "./run.js";
 import type { Candidate } from "./stick-discovery.js";
 

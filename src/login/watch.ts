@@ -8,7 +8,7 @@ import type { LoginConfig } from "./config.js";
 import { sleep, statfsWithin } from "./helpers.js";
 import type { Journal } from "./journal.js";
 import { layerMounted, layerRunning } from "./layer-daemon.js";
-import { mountAt } from "./mounts.js";
+import { mountAt } from "../system/mountinfo.js";
 import { leaveMessage, messages } from "./notify.js";
 import { type ProcessId, signal } from "./processes.js";
 import { runCommand } from "./run.js";

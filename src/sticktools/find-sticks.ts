@@ -6,8 +6,10 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import readline from "node:readline";
+import { EFI_SYSTEM_PARTITION, LSBLK_ARGS, parseLsblk } from "../system/block-devices.js";
+import { readMounts } from "../system/mountinfo.js";
 import { EXIT, StickError, humanBytes } from "./common.js";
-import { kindOfFsType, probeDevice, readMountinfo } from "./locate.js";
+import { kindOfFsType, probeDevice } from "./locate.js";
 
 export interface StickCandidate {
   device: string;
@@ -21,64 +23,34 @@ export interface StickCandidate {
   prepared: boolean | null;
 }
 
-interface Row {
-  path?: string;
-  pkname?: string | null;
-  type?: string;
-  rm?: boolean | string | null;
-  hotplug?: boolean | string | null;
-  tran?: string | null;
-  fstype?: string | null;
-  label?: string | null;
-  size?: number | string | null;
-  parttype?: string | null;
-  mountpoint?: string | null;
-}
-
-const EFI_PART = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
-const truthy = (v: unknown): boolean => v === true || v === "1" || v === 1;
-
 /** Turns lsblk's JSON into candidates; `probe` fills in types udev did not record. Pure but for probe. */
 export function candidatesFromLsblk(
   json: string,
   probe: (dev: string) => { type: string; label: string },
   mountpointOf: (dev: string) => string | null,
 ): StickCandidate[] {
-  const rows = ((JSON.parse(json) as { blockdevices?: Row[] }).blockdevices ?? []).filter((r) => r.path);
-  const byPath = new Map(rows.map((r) => [r.path!, r]));
   const out: StickCandidate[] = [];
-  for (const r of rows) {
-    if (r.type !== "part" && r.type !== "disk" && r.type !== "loop") continue;
-    if ((r.parttype ?? "").toLowerCase() === EFI_PART) continue;
-    let removable = truthy(r.rm) || truthy(r.hotplug);
-    let usb = r.tran === "usb";
-    for (
-      let p = r.pkname ? byPath.get(r.pkname) : undefined, n = 0;
-      p && n < 8;
-      p = p.pkname ? byPath.get(p.pkname) : undefined, n++
-    ) {
-      removable ||= truthy(p.rm) || truthy(p.hotplug);
-      usb ||= p.tran === "usb";
-    }
-    let fstype = (r.fstype ?? "").toLowerCase();
-    let label = r.label ?? "";
+  for (const d of parseLsblk(json)) {
+    if (d.type !== "part" && d.type !== "disk" && d.type !== "loop") continue;
+    if (d.partType === EFI_SYSTEM_PARTITION) continue;
+    let { fstype, label } = d;
     if (!fstype) {
       // udev may not have recorded it (containers, early boot): ask blkid (needs root)
-      const p = probe(r.path!);
+      const p = probe(d.path);
       fstype = p.type;
       label ||= p.label;
     }
     const kind = kindOfFsType(fstype);
     if (kind !== "vfat" && kind !== "exfat") continue;
-    const mountpoint = r.mountpoint ?? mountpointOf(r.path!);
+    const mountpoint = d.mountpoint ?? mountpointOf(d.path);
     if (mountpoint === "/boot/efi" || mountpoint === "/efi" || mountpoint === "/boot") continue;
     out.push({
-      device: r.path!,
+      device: d.path,
       fstype: kind,
       label,
-      size: Number(r.size ?? 0),
-      removable,
-      usb,
+      size: d.size,
+      removable: d.removable,
+      usb: d.usb,
       mountpoint,
       prepared: null,
     });
@@ -89,16 +61,9 @@ export function candidatesFromLsblk(
 }
 
 export function findSticks(): StickCandidate[] {
-  const r = spawnSync(
-    "lsblk",
-    ["-J", "-b", "-p", "-o", "PATH,PKNAME,TYPE,RM,HOTPLUG,TRAN,FSTYPE,LABEL,SIZE,PARTTYPE,MOUNTPOINT"],
-    {
-      encoding: "utf8",
-      timeout: 20_000,
-    },
-  );
+  const r = spawnSync("lsblk", LSBLK_ARGS, { encoding: "utf8", timeout: 20_000 });
   if (r.status !== 0 || !r.stdout) return [];
-  const mounts = readMountinfo();
+  const mounts = readMounts();
   const mountpointOf = (dev: string): string | null => {
     let real = dev;
     try {
@@ -108,7 +73,12 @@ export function findSticks(): StickCandidate[] {
     }
     return mounts.find((m) => m.source === dev || m.source === real)?.mountpoint ?? null;
   };
-  let list = candidatesFromLsblk(r.stdout, probeDevice, mountpointOf);
+  let list: StickCandidate[];
+  try {
+    list = candidatesFromLsblk(r.stdout, probeDevice, mountpointOf);
+  } catch {
+    return []; // not lsblk's JSON: as if it had failed
+  }
   // PERSHOME_STICKS=/dev/sdb1:/dev/sdc1 limits what is offered (a lab machine with FAT
   // partitions of its own; the helper's tests)
   const only = (process.env.PERSHOME_STICKS ?? "").split(":").filter(Boolean);

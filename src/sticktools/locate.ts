@@ -7,45 +7,10 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { blkidArgs, parseBlkidExport } from "../system/block-devices.js";
+import type { MountEntry } from "../system/mountinfo.js";
+import { readMounts } from "../system/mountinfo.js";
 import { EXIT, StickError, errCode } from "./common.js";
-
-export interface MountEntry {
-  majorMinor: string;
-  mountpoint: string;
-  fstype: string;
-  source: string;
-  options: string[];
-}
-
-/** Unescapes mountinfo's \040-style octal escapes. */
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-export function readMountinfo(): MountEntry[] {
-  let text = "";
-  try {
-    text = fs.readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return [];
-  }
-  const out: MountEntry[] = [];
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    const [pre, post] = line.split(" - ");
-    if (!pre || !post) continue;
-    const f = pre.split(" ");
-    const g = post.split(" ");
-    out.push({
-      majorMinor: f[2] ?? "",
-      mountpoint: unescapeMount(f[4] ?? ""),
-      fstype: g[0] ?? "",
-      source: unescapeMount(g[1] ?? ""),
-      options: [...(f[5] ?? "").split(","), ...(g[2] ?? "").split(",")],
-    });
-  }
-  return out;
-}
 
 function devString(dev: number): string {
   // Linux's new_decode_dev: major = (dev & 0xfff00) >> 8, minor = (dev & 0xff) | ((dev >> 12) & 0xfff00)
@@ -63,7 +28,7 @@ export function mountOf(p: string): MountEntry | undefined {
     return undefined;
   }
   const real = safeRealpath(p);
-  const all = readMountinfo().filter((m) => m.majorMinor === dev);
+  const all = readMounts().filter((m) => m.majorMinor === dev);
   // Several mounts may share a device (bind mounts): take the deepest one above the path.
   const above = all.filter(
     (m) => real === m.mountpoint || real.startsWith(m.mountpoint.replace(/\/$/, "") + "/"),
@@ -84,14 +49,13 @@ export type FsKind = "vfat" | "exfat" | "pershome" | "other";
 
 /** blkid's TYPE and LABEL of a device ("" when it cannot tell). */
 export function probeDevice(device: string): { type: string; label: string } {
-  const r = spawnSync("blkid", ["-p", "-o", "export", device], {
+  const r = spawnSync("blkid", blkidArgs(device), {
     encoding: "utf8",
     timeout: 10_000,
     killSignal: "SIGKILL",
   });
-  const text = r.stdout ?? "";
-  const get = (k: string): string => new RegExp(`^${k}=(.*)$`, "m").exec(text)?.[1] ?? "";
-  return { type: get("TYPE").toLowerCase(), label: get("LABEL") };
+  const { fstype, label } = parseBlkidExport(r.stdout ?? "");
+  return { type: fstype, label };
 }
 
 export function kindOfFsType(t: string): FsKind {
@@ -161,7 +125,7 @@ function isMountRoot(p: string): boolean {
   try {
     return (
       fs.statSync(real).dev !== fs.statSync(path.dirname(real)).dev ||
-      readMountinfo().some((m) => m.mountpoint === real)
+      readMounts().some((m) => m.mountpoint === real)
     );
   } catch {
     return false;
@@ -199,7 +163,7 @@ function tempMount(device: string, type: string, ro: boolean): string {
 /** Finds the mount point of a device, if it is mounted. */
 function mountpointOfDevice(device: string): string | null {
   const real = safeRealpath(device);
-  for (const m of readMountinfo()) if (m.source === device || m.source === real) return m.mountpoint;
+  for (const m of readMounts()) if (m.source === device || m.source === real) return m.mountpoint;
   return null;
 }
 
@@ -312,7 +276,7 @@ export function space(p: string): { free: number; total: number } {
 /** Is the layer mounted on this stick's pershome folder right now (on this machine)? */
 export function layerMountsOf(home: string): string[] {
   const real = safeRealpath(home);
-  return readMountinfo()
+  return readMounts()
     .filter((m) => m.fstype === "fuse.pershome" && (m.source === real || m.source === home))
     .map((m) => m.mountpoint);
 }

@@ -5,10 +5,11 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parsePasswdLine } from "../../src/login/account.js";
 import { CONFIG_KEYS, DEFAULTS, expandPath, parseConfig, parseUserList } from "../../src/login/config.js";
-import { parseMountinfo } from "../../src/login/mounts.js";
+import { parseMountinfo } from "../../src/system/mountinfo.js";
 import { processId } from "../../src/login/processes.js";
 import { matchSession } from "../../src/login/state.js";
-import { chooseStick, compareDevices, parseLsblk, preferenceOrder } from "../../src/login/stick-discovery.js";
+import { chooseStick, compareDevices, preferenceOrder } from "../../src/login/stick-discovery.js";
+import { parseLsblk } from "../../src/system/block-devices.js";
 import { kernelHas, stickMountCommand } from "../../src/login/stick-mount.js";
 import { escapeInstance, layerUnit } from "../../src/login/systemd.js";
 import { ROOT } from "./harness.js";
@@ -193,7 +194,7 @@ describe("what the system says", () => {
         id: 36,
         majorMinor: "0:32",
         mountpoint: "/home/a b",
-        options: "rw,nosuid",
+        options: ["rw", "nosuid", "rw", "user_id=0"],
         fstype: "fuse.pershome",
         source: "/run/pershome/a/stick/pershome",
       },

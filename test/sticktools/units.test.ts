@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parseGetfattr } from "../../src/sticktools/copy-tree.js";
 import { candidatesFromLsblk } from "../../src/sticktools/find-sticks.js";
 import { Progress } from "../../src/sticktools/progress.js";
+import { EFI_SYSTEM_PARTITION, parseLsblk } from "../../src/system/block-devices.js";
 
 const LSBLK = JSON.stringify({
   blockdevices: [
@@ -125,6 +126,44 @@ describe("candidate sticks from lsblk", () => {
     expect(list[1]).toMatchObject({ fstype: "vfat", label: "LAB", usb: false });
     expect(probed).toContain("/dev/loop3");
     expect(probed).not.toContain("/dev/sdb1");
+  });
+});
+
+describe("lsblk's two shapes", () => {
+  it("finds the partition of a partitioned stick in lsblk's tree output as in its flat list", () => {
+    // A stick as sold: a USB disk with one FAT32 partition. Without -l lsblk nests partitions
+    // under their disk ("children"); an earlier reader looked at the top level only and saw none.
+    const stick = { path: "/dev/sdc", pkname: null, type: "disk", rm: true, hotplug: true, tran: "usb" };
+    const part = { path: "/dev/sdc1", pkname: "/dev/sdc", type: "part", rm: false, hotplug: false };
+    const fat = { fstype: "vfat", label: "AMINA", size: 8e9, mountpoint: null };
+    const flat = JSON.stringify({ blockdevices: [stick, { ...part, ...fat }] });
+    const tree = JSON.stringify({
+      blockdevices: [{ ...stick, children: [{ ...part, ...fat, pkname: undefined }] }],
+    });
+    for (const json of [flat, tree]) {
+      const list = candidatesFromLsblk(
+        json,
+        () => ({ type: "", label: "" }),
+        () => null,
+      );
+      expect(list).toEqual([
+        expect.objectContaining({
+          device: "/dev/sdc1",
+          fstype: "vfat",
+          label: "AMINA",
+          usb: true,
+          removable: true,
+        }),
+      ]);
+    }
+  });
+
+  it("gives the login hook and the stick tools the same view of a device", () => {
+    const devs = parseLsblk(LSBLK);
+    const sdb1 = devs.find((d) => d.path === "/dev/sdb1");
+    expect(sdb1).toMatchObject({ parent: "/dev/sdb", usb: true, removable: true, fstype: "exfat" });
+    expect(devs.find((d) => d.path === "/dev/nvme0n1p1")?.partType).toBe(EFI_SYSTEM_PARTITION);
+    expect(() => parseLsblk("lsblk: not json")).toThrow();
   });
 });
 

@@ -1,15 +1,24 @@
-/** Reads /proc/self/mountinfo: which mounts exist where, without touching any mounted filesystem. */
+/**
+ * What is mounted where, from /proc/self/mountinfo: read without touching any mounted
+ * filesystem (a stuck FUSE daemon cannot hang it). Shared by the login hook and the stick tools.
+ */
 import fs from "node:fs";
 
 export interface MountEntry {
   id: number;
+  /** the device number the mount's files report ("8:17") */
   majorMinor: string;
   mountpoint: string;
   fstype: string;
   source: string;
-  options: string;
+  /** per-mount options then the superblock's ("rw", "nosuid", …, "user_id=0") */
+  options: string[];
 }
 
+/** The fuse filesystem type of a mounted pershome layer. */
+export const LAYER_FSTYPE = "fuse.pershome";
+
+/** Undoes mountinfo's \040-style octal escapes (spaces, tabs, newlines, backslashes in paths). */
 function unescape(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
@@ -26,16 +35,21 @@ export function parseMountinfo(text: string): MountEntry[] {
       id: Number(a[0]),
       majorMinor: a[2]!,
       mountpoint: unescape(a[4]!),
-      options: a[5]!,
       fstype: b[0]!,
       source: unescape(b[1]!),
+      options: [...a[5]!.split(","), ...(b[2] ? b[2].split(",") : [])],
     });
   }
   return out;
 }
 
+/** This process's mounts; none when /proc is not there (a bare chroot). */
 export function readMounts(): MountEntry[] {
-  return parseMountinfo(fs.readFileSync("/proc/self/mountinfo", "utf8"));
+  try {
+    return parseMountinfo(fs.readFileSync("/proc/self/mountinfo", "utf8"));
+  } catch {
+    return [];
+  }
 }
 
 /** The top-most mount at exactly this path, if any. */
@@ -64,5 +78,3 @@ export function mountsOfDevice(
       (majorMinor !== null && m.majorMinor === majorMinor && m.source.startsWith("/dev/")),
   );
 }
-
-export const LAYER_FSTYPE = "fuse.pershome";
