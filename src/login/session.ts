@@ -8,21 +8,25 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { type Account, lookupAccount } from "./account.js";
-import { type LoginConfig, expandPath } from "./config.js";
+import { findStickHome } from "./find-stick-home.js";
 import { type Helper, sleep, startHelper } from "./helpers.js";
-import type { Journal } from "./journal.js";
-import { startLayer, stopLayer, waitLayerExit } from "./layer-daemon.js";
+import { startLayer, stopLayer } from "./layer-daemon.js";
 import { type HeldLock, takeLock } from "./lock.js";
-import { LAYER_FSTYPE, mountAt, mountsUnder } from "../system/mountinfo.js";
-import { type StickName, clearMessage, leaveMessage, messages, tellPam } from "./notify.js";
+import { clearMessage, messages } from "./notify.js";
 import { type OptInDecision, decideOptIn } from "./optin.js";
-import { type ProcessId, describeUses, processId, processesUsing, signal, waitGone } from "./processes.js";
-import { chooseStick, findCandidates, preferenceOrder } from "./stick-discovery.js";
-import { hasPershomeFolder, lazyUnmount, mountStick, syncStick, unmountPath } from "./stick-mount.js";
+import { describeUses, processesUsing } from "./processes.js";
+import {
+  type Context,
+  type PamRequest,
+  describeSession,
+  dropUserDir,
+  entryFor,
+  forwardLayerLog,
+  say,
+} from "./session-context.js";
+import { lazyUnmount, unmountPath } from "./stick-mount.js";
 import { logoutUnit, watcherUnit } from "./systemd.js";
 import {
-  type SessionEntry,
-  type StickInfo,
   type UserState,
   matchSession,
   readState,
@@ -31,106 +35,11 @@ import {
   userDir,
   writeState,
 } from "./state.js";
+import { forceTeardown, tryTeardown } from "./teardown.js";
 import { checkHealth, stopHelper } from "./watch.js";
+import { LAYER_FSTYPE, mountAt, mountsUnder } from "../system/mountinfo.js";
 
-export interface Context {
-  cfg: LoginConfig;
-  journal: Journal;
-  /** the config file in use, handed on to the helpers the hook starts */
-  configFile: string;
-  systemd: boolean;
-}
-
-export interface PamRequest {
-  user: string;
-  service: string;
-  tty: string;
-  rhost: string;
-  /** the PAM application process (pam_exec's parent) */
-  app: ProcessId | null;
-}
-
-// ---------------------------------------------------------------- helpers
-
-function entryFor(req: PamRequest): SessionEntry {
-  return {
-    app: req.app,
-    service: req.service,
-    tty: req.tty,
-    rhost: req.rhost,
-    opened: new Date().toISOString(),
-  };
-}
-
-function describeSession(req: PamRequest): string {
-  return [
-    req.service || "?",
-    req.tty,
-    req.rhost ? `from ${req.rhost}` : "",
-    req.app ? `pid ${req.app.pid}` : "",
-  ]
-    .filter(Boolean)
-    .join(" ");
-}
-
-function say(
-  ctx: Context,
-  a: Pick<Account, "name" | "uid" | "gid">,
-  text: string,
-  desktopToo: boolean,
-): void {
-  tellPam(text);
-  if (!desktopToo || !ctx.cfg.notify) return;
-  try {
-    leaveMessage(ctx.cfg.messageDir, a.name, a.uid, a.gid, text);
-  } catch (err) {
-    ctx.journal.warn(`could not leave the message for the desktop notifier: ${(err as Error).message}`);
-  }
-}
-
-/** Removes the user's state directory when nothing is mounted in it (never recursively). */
-function dropUserDir(ctx: Context, user: string): void {
-  const dir = userDir(ctx.cfg.stateDir, user);
-  if (fs.existsSync(stateFile(ctx.cfg.stateDir, user))) return;
-  if (mountsUnder(dir).length > 0) {
-    ctx.journal.warn(`${dir} still has mounts under it; left in place`);
-    return;
-  }
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const p = path.join(dir, n);
-    try {
-      if (fs.lstatSync(p).isDirectory()) fs.rmdirSync(p);
-      else fs.unlinkSync(p);
-    } catch (err) {
-      ctx.journal.warn(`could not remove ${p}: ${(err as Error).message}`);
-    }
-  }
-  try {
-    fs.rmdirSync(dir);
-  } catch {
-    /* someone is about to use it again */
-  }
-}
-
-/** Copies the layer's own output (direct mode keeps it in a file) into the log before it is removed. */
-function forwardLayerLog(ctx: Context, user: string): void {
-  const file = `${userDir(ctx.cfg.stateDir, user)}/layer.log`;
-  let text = "";
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch {
-    return;
-  }
-  const lines = text.trim().split("\n").filter(Boolean);
-  if (lines.length > 40) ctx.journal.info(`layer log: (${lines.length - 40} earlier lines left out)`);
-  for (const l of lines.slice(-40)) ctx.journal.info(`layer log: ${l}`);
-}
+export type { Context, PamRequest } from "./session-context.js";
 
 async function startWatcher(ctx: Context, user: string, generation: string): Promise<Helper | null> {
   if (!ctx.cfg.watch) return null;
@@ -146,251 +55,7 @@ async function startWatcher(ctx: Context, user: string, generation: string): Pro
   return h;
 }
 
-// ---------------------------------------------------------------- teardown
-
-/** Unmounts the stick (after the layer is gone): sync, unmount, detach lazily if it stays busy. */
-async function releaseStick(ctx: Context, s: UserState): Promise<void> {
-  const j = ctx.journal;
-  if (s.stick.kind !== "device") {
-    j.info(`stick folder ${s.stick.root} is the admin's fixed path; not unmounted by pershome`);
-    return;
-  }
-  const root = s.stick.root;
-  if (!mountAt(root)) {
-    j.info(`stick mount ${root} was already gone`);
-  } else {
-    const synced = await syncStick(root);
-    if (synced.exitCode !== 0) j.warn(`flushing the stick failed: ${synced.summary}`);
-    let outcome = (await unmountPath(root)).outcome;
-    for (let i = 0; outcome === "busy" && i < 20; i++) {
-      await sleep(250);
-      outcome = (await unmountPath(root)).outcome;
-    }
-    if (outcome === "unmounted" || outcome === "not-mounted") {
-      j.info(`unmounted the stick ${s.stick.device} from ${root}: it is safe to pull`);
-    } else {
-      const r = await lazyUnmount(root);
-      j.warn(
-        `the stick ${s.stick.device} could not be unmounted cleanly (${outcome}); detached it lazily` +
-          `${r && r.exitCode !== 0 ? ` (${r.summary})` : ""}: do not pull it until nothing uses it`,
-      );
-    }
-  }
-  try {
-    fs.rmdirSync(root);
-  } catch {
-    /* still a mountpoint (lazy) or already gone */
-  }
-}
-
-function rmdirQuietly(p: string): void {
-  try {
-    fs.rmdirSync(p);
-  } catch {
-    /* still a mount point, or already gone */
-  }
-}
-
-/** Forgets the mount: state, helper units, the state directory. Call with the lock held. */
-function forget(ctx: Context, s: UserState): void {
-  forwardLayerLog(ctx, s.user);
-  // A message about this mount (a pulled stick, two sticks) is over with it.
-  clearMessage(ctx.cfg.messageDir, s.user);
-  removeState(ctx.cfg.stateDir, s.user);
-  dropUserDir(ctx, s.user);
-}
-
-/**
- * One clean attempt at the logout order: unmount the layer (it writes everything out and ends),
- * then the stick. "busy" leaves everything as it was.
- */
-async function tryTeardown(ctx: Context, s: UserState): Promise<"done" | "busy"> {
-  const j = ctx.journal;
-  const t0 = Date.now();
-  if (mountAt(s.home)?.fstype === LAYER_FSTYPE) {
-    const { outcome, result } = await unmountPath(s.home);
-    if (outcome === "busy" || outcome === "failed") {
-      if (outcome === "failed")
-        j.warn(`unmounting the layer from ${s.home} failed: ${result?.summary ?? ""}`);
-      return "busy";
-    }
-    j.info(`unmounted the layer from ${s.home}`);
-  } else {
-    j.info(`the layer was no longer mounted on ${s.home}`);
-  }
-  if (await waitLayerExit(s.layer, ctx.cfg.flushTimeout)) {
-    j.info(`the layer wrote everything to the stick and ended (${Date.now() - t0} ms)`);
-  } else {
-    j.warn(
-      `the layer was still writing after ${ctx.cfg.flushTimeout}s (flush_timeout): ${await stopLayer(s.layer, s.home, 5)}`,
-    );
-  }
-  await releaseStick(ctx, s);
-  forget(ctx, s);
-  return "done";
-}
-
-/** The end of the bounded wait: stop what still uses the home (if configured), detach, clean up anyway. */
-async function forceTeardown(ctx: Context, s: UserState, why: string): Promise<void> {
-  const j = ctx.journal;
-  await stopHelper(s.watcher, s.watcherUnit);
-  const uses = processesUsing(s.home);
-  j.warn(`${why}; still using ${s.home}: ${uses.length ? describeUses(uses) : "nothing found"}`);
-  if (ctx.cfg.killLeftovers) {
-    const mine = uses
-      .filter((u) => u.uid === s.uid)
-      .map((u) => processId(u.pid))
-      .filter((p): p is ProcessId => p !== null);
-    if (mine.length > 0) {
-      for (const p of mine) signal(p, "SIGTERM");
-      if (!(await waitGone(mine, 3000))) for (const p of mine) signal(p, "SIGKILL");
-      await waitGone(mine, 2000);
-      j.info(`kill_leftovers: ended the user's processes in the home: ${mine.map((p) => p.pid).join(", ")}`);
-      if ((await tryTeardown(ctx, s)) === "done") return;
-    }
-  }
-  if (mountAt(s.home)?.fstype === LAYER_FSTYPE) {
-    const r = await lazyUnmount(s.home);
-    j.info(`detached the layer from ${s.home} lazily${r && r.exitCode !== 0 ? ` (${r.summary})` : ""}`);
-  }
-  // SIGTERM makes the daemon end its session and write everything out even while programs still
-  // hold files in the detached home (they get "Transport endpoint is not connected" from now on).
-  j.info(`stopping the layer: ${await stopLayer(s.layer, s.home, ctx.cfg.flushTimeout)}`);
-  for (const m of mountsUnder(s.home)
-    .filter((m) => m.fstype === LAYER_FSTYPE)
-    .reverse())
-    await lazyUnmount(m.mountpoint);
-  await releaseStick(ctx, s);
-  forget(ctx, s);
-}
-
 // ---------------------------------------------------------------- open
-
-async function findStickHome(
-  ctx: Context,
-  a: Account,
-  dir: string,
-): Promise<
-  | { ok: true; stick: StickInfo; chosen: StickName; ignored: StickName[]; rule: "only" | "label" | "first" }
-  | { ok: false; message: string; log: string }
-> {
-  const { cfg, journal: j } = ctx;
-  if (cfg.stickPath) {
-    const root = expandPath(cfg.stickPath, a.name, a.uid);
-    if (!fs.existsSync(root))
-      return { ok: false, message: messages.noStick(), log: `fixed stick path ${root} does not exist` };
-    const roots = hasPershomeFolder(root)
-      ? [root]
-      : fs
-          .readdirSync(root)
-          .map((n) => path.join(root, n))
-          .filter((p) => hasPershomeFolder(p));
-    const found = roots.map((r) => ({ device: r, label: path.basename(r) }));
-    const choice = chooseStick(found, a.name);
-    if (!choice)
-      return {
-        ok: false,
-        message: messages.noFolder([{ label: path.basename(root), device: root }]),
-        log: `no pershome folder in ${root} or one level below`,
-      };
-    const r = choice.chosen.device;
-    return {
-      ok: true,
-      stick: {
-        kind: "fixed",
-        device: r,
-        label: choice.chosen.label,
-        fstype: "",
-        root: r,
-        driver: "fixed path (stick_path)",
-      },
-      chosen: choice.chosen,
-      ignored: choice.ignored,
-      rule: choice.rule,
-    };
-  }
-
-  const { candidates, skipped, problems } = await findCandidates(cfg);
-  for (const p of problems) j.warn(`stick discovery: ${p}`);
-  for (const s of skipped) j.info(`stick discovery: skipped ${s.device}: ${s.why}`);
-  j.info(
-    `stick discovery: ${candidates.length} candidate(s)` +
-      (candidates.length
-        ? `: ${candidates.map((c) => `${c.device} ${c.fstype} "${c.label}"`).join(", ")}`
-        : "") +
-      (cfg.stickDevices.length
-        ? ` (stick_devices = ${cfg.stickDevices.join(" ")})`
-        : cfg.removableOnly
-          ? " (removable devices only)"
-          : ""),
-  );
-  if (candidates.length === 0)
-    return { ok: false, message: messages.noStick(), log: "no FAT32/exFAT stick found" };
-
-  // Try the sticks in the order the rule prefers them: the first with a pershome folder stays
-  // mounted at <dir>/stick; every other one is only looked into (at <dir>/probe) so the user can
-  // be told it was not used.
-  const stickDir = `${dir}/stick`;
-  const probeDir = `${dir}/probe`;
-  let chosen: StickInfo | null = null;
-  const ignored: StickName[] = [];
-  const withoutFolder: StickName[] = [];
-  const failed: { name: StickName; why: string }[] = [];
-  for (const c of preferenceOrder(candidates, a.name)) {
-    const mp: string = chosen ? probeDir : stickDir;
-    const r = await mountStick(c, mp, a, cfg);
-    if (!r.ok) {
-      j.warn(`could not mount ${c.device}: ${r.result.summary}`);
-      failed.push({
-        name: c,
-        why: r.result.timedOut ? "it did not answer" : "its filesystem could not be read",
-      });
-      rmdirQuietly(mp);
-      continue;
-    }
-    j.info(
-      `mounted ${c.device} (${c.fstype} "${c.label}") on ${mp} with ${r.mount.driver}: ${r.mount.options}`,
-    );
-    const has = hasPershomeFolder(mp);
-    if (has && !chosen) {
-      chosen = {
-        kind: "device",
-        device: c.device,
-        label: c.label,
-        fstype: c.fstype,
-        root: mp,
-        driver: r.mount.driver,
-      };
-      continue;
-    }
-    if (has) {
-      j.info(
-        `${c.device} also has a pershome folder; not used (the rule prefers ${chosen!.device}); unmounting it`,
-      );
-      ignored.push(c);
-    } else {
-      j.info(`${c.device} has no pershome folder; unmounting it`);
-      withoutFolder.push(c);
-    }
-    const u = await unmountPath(mp);
-    if (u.outcome !== "unmounted") await lazyUnmount(mp);
-    rmdirQuietly(mp);
-  }
-  if (!chosen) {
-    if (withoutFolder.length > 0) {
-      return {
-        ok: false,
-        message: messages.noFolder(withoutFolder),
-        log: `no pershome folder on ${withoutFolder.map((s) => s.device).join(", ")}`,
-      };
-    }
-    const f = failed[0]!;
-    return { ok: false, message: messages.stickFailed(f.name, f.why), log: "no stick could be mounted" };
-  }
-  const rule =
-    ignored.length === 0 ? "only" : chosen.label.toLowerCase() === a.name.toLowerCase() ? "label" : "first";
-  return { ok: true, stick: chosen, chosen, ignored, rule };
-}
 
 /** Undoes a half-finished open: whatever is mounted for the user goes, nothing is left behind. */
 async function abandonOpen(ctx: Context, a: Account, dir: string): Promise<void> {
