@@ -44,13 +44,17 @@ ${unmountHome}`;
 const atLibrary = `${mountHome}
 echo '== at the library: everything is as Joseph left it'
 ls -la . Documents .ssh
-stat -c '%A %n' .ssh/id_ed25519
-readlink latest-report
-cat latest-report
-stat -c '%y %n' Documents/report.odt
-getfattr -n user.course Documents/report.odt
-head -2 Makefile makefile 'notes: draft?.txt'
-${unmountHome}`;
+fail=0
+check() { if eval "$2" >/dev/null 2>&1; then echo "  ok    $1"; else echo "  WRONG $1"; fail=1; fi; }
+check 'the report is back'                    '[ "$(cat Documents/report.odt)" = "My report, chapter 1" ]'
+check 'the ssh key is still 0600'             '[ "$(stat -c %a .ssh/id_ed25519)" = 600 ]'
+check 'latest-report is a symlink to it'      '[ "$(readlink latest-report)" = Documents/report.odt ] && [ "$(cat latest-report)" = "My report, chapter 1" ]'
+check 'its time kept to the nanosecond'       '[ "$(stat -c %y Documents/report.odt)" = "2024-02-29 12:34:56.123456789 +0000" ]'
+check 'its extended attribute kept'           '[ "$(getfattr --only-values -n user.course Documents/report.odt)" = "History 101" ]'
+check 'Makefile and makefile are two files'   'grep -q big Makefile && grep -q small makefile'
+check 'a name FAT forbids (notes: draft?.txt)' '[ "$(cat "notes: draft?.txt")" = "what: why?" ]'
+${unmountHome}
+[ "$fail" = 0 ]`;
 
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "pershome-demo-"));
@@ -70,7 +74,9 @@ async function main(): Promise<number> {
         onOutput: (s) => process.stdout.write(s),
       });
       if (r.exitCode !== 0) {
-        console.error(`the ${place} step failed (exit ${r.exitCode})`);
+        console.error(
+          `the ${place} step failed (exit ${r.exitCode}): see the lines above (WRONG marks what did not come back)`,
+        );
         return 1;
       }
     }
@@ -79,7 +85,9 @@ async function main(): Promise<number> {
     console.log(await mdir(stick, "/pershome/Documents"));
     const fsck = await fsckFat(stick);
     console.log(`== fsck.fat -n: ${fsck.clean ? "clean" : "NOT CLEAN\n" + fsck.output}`);
-    return fsck.clean ? 0 : 1;
+    if (!fsck.clean) return 1;
+    console.log("== Joseph's home came back whole from a stick that is still an ordinary FAT32 stick.");
+    return 0;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
