@@ -32,16 +32,16 @@ export const messages = {
     `${ignored.length === 1 ? "has" : "have"} a pershome folder and ${ignored.length === 1 ? "was" : "were"} not used. ` +
     "To choose a stick, give it your user name as its label, or plug in only one.",
   noStick: (): string =>
-    "pershome: no USB stick with a pershome folder was found, so you are using this computer's own home " +
-    "folder (files you save now stay on this computer, not on your stick). To use your stick: log out, " +
+    "pershome: no USB stick with a pershome folder was found, so you are using this computer's usual home " +
+    "folder (what you save now is not on your stick). To use your stick: log out, " +
     `plug it in and log in again. If the stick is new, first ${PREPARE}.`,
   noFolder: (sticks: StickName[]): string =>
     `pershome: the USB stick ${sticks.map(stickName).join(", ")} has no pershome folder, so you are using ` +
-    "this computer's own home folder (files you save now stay on this computer). To keep your home on " +
+    "this computer's usual home folder (what you save now is not on your stick). To keep your home on " +
     `the stick, ${PREPARE}; then log out and log in again with the stick plugged in.`,
   stickFailed: (s: StickName | null, why: string): string =>
     `pershome: your USB stick${s ? " " + stickName(s) : ""} could not be used (${why}), so you are using ` +
-    "this computer's own home folder. Log out, check the stick on another computer " +
+    "this computer's usual home folder. Log out, check the stick on another computer " +
     "(or run a disk check on it) and log in again; if it keeps happening, ask your administrator.",
   otherSession: (): string =>
     "pershome: you are still logged in elsewhere on this computer without your USB stick, so the stick " +

@@ -141,7 +141,7 @@ describe("login with pamtester", () => {
     const o = await lab.open(u);
     expect(lab.homeIs(u)).toBe("normal");
     expect(o.output).toContain(
-      "pershome: no USB stick with a pershome folder was found, so you are using this computer's own home folder",
+      "pershome: no USB stick with a pershome folder was found, so you are using this computer's usual home folder",
     );
     expect(o.output).toContain(
       'If the stick is new, first prepare it: run "pershome gui" (or "pershome init") with the stick plugged in, or create a folder called "pershome" at the top of the stick on any computer.',
