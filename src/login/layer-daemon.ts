@@ -30,7 +30,9 @@ export interface LayerRequest {
 }
 
 export type LayerStart =
-  { ok: true; layer: LayerInfo; ms: number } | { ok: false; why: string; layer: LayerInfo | null };
+  | { ok: true; layer: LayerInfo; ms: number }
+  /** timedOut: it was still starting when mount_timeout ran out (a slow machine or stick) */
+  | { ok: false; why: string; layer: LayerInfo | null; timedOut?: boolean };
 
 function tail(file: string, lines = 4): string {
   try {
@@ -112,6 +114,7 @@ export async function startLayer(q: LayerRequest): Promise<LayerStart> {
       ok: false,
       why: `${unit} ${outcome === "died" ? "stopped" : "did not mount in time"} (see: journalctl -u ${unit})`,
       layer,
+      timedOut: outcome !== "died",
     };
   }
 
@@ -149,6 +152,7 @@ export async function startLayer(q: LayerRequest): Promise<LayerStart> {
         ? `the layer stopped: ${said || "no output"}`
         : `the layer did not mount within ${q.timeoutSec}s: ${said}`,
     layer,
+    timedOut: outcome !== "died",
   };
 }
 

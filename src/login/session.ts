@@ -125,7 +125,12 @@ async function freshOpen(ctx: Context, a: Account, req: PamRequest, t0: number):
     timeoutSec: cfg.mountTimeout,
   });
   if (!started.ok) {
-    j.error(`the layer did not start: ${started.why}; normal home`);
+    j.error(
+      `the layer did not start: ${started.why}; normal home` +
+        (started.timedOut
+          ? ` (it was still starting after mount_timeout = ${cfg.mountTimeout}s: raise it in /etc/pershome/pershome.conf if this machine or its sticks are slow)`
+          : ""),
+    );
     if (started.layer) await stopLayer(started.layer, a.home, 5);
     await abandonOpen(ctx, a, dir);
     forwardLayerLog(ctx, a.name);
@@ -137,7 +142,9 @@ async function freshOpen(ctx: Context, a: Account, req: PamRequest, t0: number):
         found.chosen,
         newer
           ? `it was prepared by a ${newer.replace(/\.$/, "")}`
-          : "its pershome folder could not be opened",
+          : started.timedOut
+            ? "it took too long to open"
+            : "its pershome folder could not be opened",
       ),
       true,
     );
