@@ -14,6 +14,7 @@ import type { DirMeta } from "./dir-meta.js";
 import { E, fail, hasCode } from "./errors.js";
 import { Inode, InodeTable, ROOT_INO } from "./inode.js";
 import type { Lower } from "./lower.js";
+import { RenamesBehind } from "./renames-behind.js";
 
 export const AREA = ".pershome";
 export const LINKS = "links";
@@ -81,11 +82,16 @@ export class Layer {
   readonly area: Inode;
   readonly links: Inode;
   private readonly dirtyMetas = new Set<DirMeta>();
+  /** the stick, with file renames written behind (src/fs/renames-behind.ts) */
+  readonly lower: RenamesBehind;
+  /** files renamed since their folder was last synced (see ops/files.ts beforeDataChange) */
+  readonly movedSinceSync = new WeakSet<Inode>();
 
   constructor(
-    readonly lower: Lower,
+    lower: Lower,
     readonly opts: LayerOptions,
   ) {
+    this.lower = new RenamesBehind(lower, (meta) => this.flushMeta(meta, true));
     this.root = new Inode(ROOT_INO, null, "", "", "d");
     this.root.nlookup = 1;
     this.inodes.addRoot(this.root);
@@ -394,8 +400,13 @@ export class Layer {
 
   // ---- persistence ------------------------------------------------------------------
 
-  /** Writes every pending record; with `sync`, makes them durable. */
+  /** Writes every pending record (and queued rename); with `sync`, makes them durable. */
   flushAll(sync: boolean): void {
+    try {
+      this.lower.settle();
+    } catch (err) {
+      log("error", `could not rename on the stick: ${String(err)}`);
+    }
     for (const meta of [...this.dirtyMetas]) {
       try {
         meta.flush(sync);
@@ -406,7 +417,9 @@ export class Layer {
     }
   }
 
+  /** Writes a log's pending records, after any queued rename (whose records may be in it). */
   flushMeta(meta: DirMeta, sync: boolean): void {
+    this.lower.settle();
     meta.flush(sync);
     if (!meta.dirty) this.dirtyMetas.delete(meta);
   }

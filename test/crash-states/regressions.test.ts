@@ -80,6 +80,124 @@ describe("crash states that once lost a durable mode or file", () => {
     );
   });
 
+  // Renames written behind (src/fs/renames-behind.ts): the stick's renames come in a batch,
+  // later; a synced file must keep its mode and content wherever a pull leaves it.
+  it("a synced 0600 file renamed twice across folders keeps its mode and content at every cut", () => {
+    const content = Buffer.from("key ".repeat(300));
+    const states = scenario(
+      (d) => {
+        for (const dir of ["a", "b", "c"]) d.mkdir(dir);
+        d.writeFile("a/x", content, { mode: 0o600, sync: true });
+      },
+      (d) => {
+        d.rename("a/x", "b/y");
+        d.rename("b/y", "c/z");
+        d.tick();
+        d.fsyncdir("c");
+      },
+    );
+    let checked = 0;
+    quiet(() =>
+      states((d, cut) => {
+        const found = ["a/x", "b/y", "c/z"].map((p) => [p, d.view(p)] as const).filter(([, v]) => v);
+        expect(found.length, `cut ${cut}: ${found.map(([p]) => p).join(", ")}`).toBeGreaterThanOrEqual(1);
+        for (const [p, v] of found) {
+          expect(v?.perm.toString(8), `cut ${cut}: ${p}`).toBe("600");
+          expect(v?.data?.equals(content), `cut ${cut}: ${p} is ${v?.size} bytes`).toBe(true);
+        }
+        // (a/x may stay too: only c was synced, FAT may keep both entries of a move)
+        if (cut >= synced) expect(found.map(([p]) => p)).toContain("c/z");
+        checked++;
+      }),
+    );
+    expect(checked).toBeGreaterThan(10);
+  });
+
+  // KNOWN, not fixed yet (docs/robustness.md): a case-only rename goes through a stepping-stone
+  // name (for vfat), which has no record: a pull that leaves the file there shows it 0644.
+  it.fails("a case-only rename of a synced 0600 file keeps its mode at every cut", () => {
+    const states = scenario(
+      (d) => d.writeFile("readme", Buffer.from("text ".repeat(50)), { mode: 0o600, sync: true }),
+      (d) => {
+        d.rename("readme", "README");
+        d.fsyncdir("");
+      },
+    );
+    quiet(() =>
+      states((d, cut) => {
+        const v = d.view("README") ?? d.view("readme");
+        expect(v?.perm.toString(8), `cut ${cut}`).toBe("600");
+      }),
+    );
+  });
+
+  it("fsync of a renamed file (by an old handle) makes its new name and mode durable", () => {
+    const states = scenario(
+      (d) => d.writeFile("x", Buffer.from("data\n"), { mode: 0o600, sync: true }),
+      (d) => {
+        const h = d.openFile("x", C.O_WRONLY);
+        d.rename("x", "y");
+        d.chmod("y", 0o640);
+        d.fsync(h);
+        d.close(h);
+      },
+    );
+    quiet(() =>
+      states((d, cut) => {
+        const v = d.view("y") ?? d.view("x");
+        expect(v?.perm.toString(8), `cut ${cut}`).toMatch(/^6[04]0$/);
+        if (cut >= synced) {
+          expect(d.view("x"), `cut ${cut}`).toBeNull();
+          expect(d.view("y")?.perm.toString(8), `cut ${cut}`).toBe("640");
+        }
+      }),
+    );
+  });
+
+  it("a rename over a synced file, then a write to the moved file: both keep their modes", () => {
+    const states = scenario(
+      (d) => {
+        d.writeFile("old", Buffer.from("old\n"), { mode: 0o600, sync: true });
+        d.writeFile("new", Buffer.from("newer\n"), { mode: 0o640, sync: true });
+      },
+      (d) => {
+        d.rename("new", "old");
+        d.append("old", Buffer.from("more\n"), true);
+      },
+    );
+    quiet(() =>
+      states((d, cut) => {
+        // (a pull in the middle of the stick's rename may leave both names on the new data)
+        const v = d.view("old");
+        const w = d.view("new");
+        if (w) expect(w.perm.toString(8), `cut ${cut}: new`).toBe("640");
+        const wasOld = v?.data?.toString() === "old\n";
+        expect(
+          v?.perm.toString(8),
+          `cut ${cut}: old ${JSON.stringify(v?.data?.toString())} new ${JSON.stringify(w?.data?.toString())}`,
+        ).toBe(wasOld ? "600" : "640");
+        if (cut >= synced) expect(v?.data?.toString(), `cut ${cut}`).toBe("newer\nmore\n");
+      }),
+    );
+  });
+
+  it("a synced 0600 file renamed, then appended to and fsync'd, keeps 0600 at every cut", () => {
+    const states = scenario(
+      (d) => d.writeFile("x", Buffer.from("first\n"), { mode: 0o600, sync: true }),
+      (d) => {
+        d.rename("x", "y");
+        d.append("y", Buffer.from("second\n"), true);
+      },
+    );
+    quiet(() =>
+      states((d, cut) => {
+        const v = d.view("y") ?? d.view("x");
+        expect(v?.perm.toString(8), `cut ${cut}`).toBe("600");
+        if (cut >= synced) expect(d.view("y")?.data?.toString(), `cut ${cut}`).toBe("first\nsecond\n");
+      }),
+    );
+  });
+
   it("appending to a synced 0600 file (like .bash_history at logout) never leaves it 0644", () => {
     const states = scenario(
       (d) => d.writeFile("history", Buffer.from("ls\n".repeat(100)), { mode: 0o600, sync: true }),

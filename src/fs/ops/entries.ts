@@ -13,6 +13,7 @@ import { E, fail } from "../errors.js";
 import { Inode } from "../inode.js";
 import { now } from "../layer.js";
 import type { Layer } from "../layer.js";
+import type { Lower } from "../lower.js";
 
 const RENAME_NOREPLACE = 1;
 
@@ -197,52 +198,76 @@ export function rename(
     target = L.freeStoredName(newParent, newName, parent === newParent ? srcEntry.stored : undefined);
   }
   const record = srcIndex.meta.get(srcEntry.stored);
-  const srcPath = L.pathOf(parent) + "/" + srcEntry.stored;
+  const dirPath = L.pathOf(parent) + "/";
+  const srcPath = dirPath + srcEntry.stored;
   const dstPath = L.pathOf(newParent) + "/" + target;
-  if ((record && srcIndex.meta.onStick(srcEntry.stored)) || (dstEntry && dstIndex.meta.onStick(target))) {
-    // A record the stick may hold is at stake: the records as they are after the rename
-    // go to the stick first. A pull that keeps them but not the rename finds the earlier
-    // records in the log, matching the files still there (DirMeta.fallback); written after,
-    // a pull could keep the rename alone and the moved file would lose its mode.
-    // (A rename changes neither the size nor the mtime of the stored file: the record's
-    // fingerprint still describes it, no lstat needed before or after.)
-    const ahead: MetaRecord | undefined = record && { ...record, name: target, ctime: now() };
-    srcIndex.meta.delete(srcEntry.stored);
-    if (ahead) dstIndex.meta.set(ahead);
-    else dstIndex.meta.delete(target);
-    // Only the target folder's log must be durable first. Across folders, the source log just
-    // loses the name (a tombstone), which may follow with the next batch: a pull that keeps
-    // the rename but not the tombstone leaves a record of a name that no longer exists, which
-    // nothing shows and compaction drops. One log fsync per rename, not two.
-    L.flushMeta(dstIndex.meta, true);
-  }
-  if (
+  const caseOnly =
     parent === newParent &&
     target !== srcEntry.stored &&
-    foldOfBytes(target) === foldOfBytes(srcEntry.stored)
-  ) {
-    caseOnlyRename(L, srcPath, L.pathOf(parent) + "/", target);
+    foldOfBytes(target) === foldOfBytes(srcEntry.stored);
+  const stickRename = (lower: Lower): void =>
+    caseOnly ? caseOnlyRename(lower, srcPath, dirPath, target) : lower.rename(srcPath, dstPath);
+  // A record the stick may hold is at stake: the records as they are after the rename go to
+  // the stick first (format rule 6). A pull that keeps them but not the rename finds the
+  // earlier records in the log, matching the files still there (DirMeta.fallback); written
+  // after, a pull could keep the rename alone and the moved file would lose its mode. Only
+  // the target folder's log must be durable first: across folders, the source log just
+  // loses the name (a tombstone), which may follow later.
+  // (A rename changes neither the size nor the mtime of the stored file: the record's
+  // fingerprint still describes it, no lstat needed before or after.)
+  const atStake = Boolean(
+    (record && srcIndex.meta.onStick(srcEntry.stored)) || (dstEntry && dstIndex.meta.onStick(target)),
+  );
+  const t = now();
+  // The moved entry's record follows it (same fingerprint); a replaced target's record must
+  // not stay behind.
+  const moved: MetaRecord | undefined = record && { ...record, name: target, ctime: t };
+  if (src.isDir) {
+    // A folder's rename moves every path under it: done at once, after any queued rename.
+    if (atStake) {
+      srcIndex.meta.delete(srcEntry.stored);
+      if (moved) dstIndex.meta.set(moved);
+      else dstIndex.meta.delete(target);
+      L.flushMeta(dstIndex.meta, true);
+    }
+    stickRename(L.lower);
+    srcIndex.meta.delete(srcEntry.stored);
   } else {
-    L.lower.rename(srcPath, dstPath);
+    // A file's rename is written behind (src/fs/renames-behind.ts): answered now, done on the
+    // stick with the next batch, after one fsync of the target log for the whole batch. Until
+    // then the source name keeps its record, on the stick and through compaction.
+    const srcMeta = srcIndex.meta;
+    const srcStored = srcEntry.stored;
+    srcIndex.keep.add(srcStored);
+    L.lower.defer({
+      from: srcPath,
+      to: dstPath,
+      // any record here may be at stake by the time the batch runs (the source may itself be
+      // the target of a queued rename whose record is not on the stick yet): the batch's one
+      // fsync of this log covers it
+      ahead: record || dstEntry ? dstIndex.meta : null,
+      apply: stickRename,
+      done: () => {
+        srcIndex.keep.delete(srcStored);
+        // unless a later rename gave the name a record of its own
+        if (srcMeta.get(srcStored) === record) srcMeta.delete(srcStored);
+      },
+    });
   }
 
   srcIndex.remove(name);
   srcIndex.entriesDirty = true;
-  srcIndex.meta.delete(srcEntry.stored);
   if (parent.children.get(name) === src) parent.children.delete(name);
   if (dstEntry) forgetName(L, newParent, newName, dstEntry.stored, dst);
   dstIndex.add(newName, target, src.isDir);
   dstIndex.entriesDirty = true;
   if (src.kind !== "h") {
+    L.movedSinceSync.add(src);
     src.parent = newParent;
     src.name = newName;
     src.stored = target;
   }
   newParent.children.set(newName, src);
-  const t = now();
-  // The moved entry's record follows it (same fingerprint); a replaced target's record must
-  // not stay behind.
-  const moved: MetaRecord | undefined = record && { ...record, name: target, ctime: t };
   if (moved) dstIndex.meta.set(moved);
   else dstIndex.meta.delete(target);
   src.desc = null;
@@ -255,17 +280,17 @@ export function rename(
  * through a stepping-stone name: the target plus twin marks, which decodes to the very same
  * user name, so a crash between the two steps still shows the file under its new name.
  */
-function caseOnlyRename(L: Layer, srcPath: string, dirPath: string, target: string): void {
+function caseOnlyRename(lower: Lower, srcPath: string, dirPath: string, target: string): void {
   const targetUnicode = bytesToStored(target) ?? target;
   for (let marks = 1; marks < 64; marks++) {
     const step = storedToBytes(twinVariant(targetUnicode, marks));
     if (twinVariant(targetUnicode, marks).length > MAX_STORED_UNITS) break; // best effort: rename directly
-    if (L.lower.stat(dirPath + step)) continue;
-    L.lower.rename(srcPath, dirPath + step);
-    L.lower.rename(dirPath + step, dirPath + target);
+    if (lower.stat(dirPath + step)) continue;
+    lower.rename(srcPath, dirPath + step);
+    lower.rename(dirPath + step, dirPath + target);
     return;
   }
-  L.lower.rename(srcPath, dirPath + target);
+  lower.rename(srcPath, dirPath + target);
 }
 
 function placeholder(id: string): Buffer {

@@ -32,7 +32,25 @@ export function getattr(L: Layer, inode: Inode): Attr {
 function beforeDataChange(L: Layer, inode: Inode): void {
   if (!inode.markPending) return;
   inode.markPending = false;
-  if (inode.linked) L.flushMeta(L.slotOf(inode).meta, true);
+  if (!inode.linked) return;
+  movedFirst(L, inode);
+  L.flushMeta(L.slotOf(inode).meta, true);
+}
+
+/**
+ * A file renamed since its folder was synced: the rename is made durable before the "being
+ * written" mark. Otherwise a pull could keep the mark (trusted whatever the data) and the
+ * data change but not the rename: the old name would show the new data with defaults, or
+ * with the mode of the file it was renamed over (found by test/crash-states).
+ */
+function movedFirst(L: Layer, inode: Inode): void {
+  if (!L.movedSinceSync.has(inode)) return;
+  L.movedSinceSync.delete(inode);
+  const parent = inode.parent;
+  if (parent?.dir?.entriesDirty) {
+    L.lower.fsyncDir(L.pathOf(parent));
+    parent.dir.entriesDirty = false;
+  }
 }
 
 /** For a change made without an open handle: the "being written" record first, if it matters. */
@@ -40,6 +58,7 @@ function markWriting(L: Layer, inode: Inode): boolean {
   if (!inode.linked) return false;
   const { meta, name } = L.slotOf(inode);
   if (!meta.onStick(name)) return false;
+  movedFirst(L, inode);
   L.updateRecord(inode, { writing: true });
   L.flushMeta(meta, true);
   return true;
