@@ -89,11 +89,17 @@ export async function mountCandidate(
   }
 }
 
-async function mountPershome(lower: string, mnt: string, opts: MountOptions): Promise<Mounted> {
+/** Mounts pershome; `cli` may be another build's (bench/ab.ts compares two builds). */
+export async function mountPershome(
+  lower: string,
+  mnt: string,
+  opts: MountOptions,
+  cli = PERSHOME_CLI,
+): Promise<Mounted> {
   const nodeArgs = opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
   const child: ChildProcess = spawn(
     process.execPath,
-    [...nodeArgs, PERSHOME_CLI, "mount", lower, mnt, "--foreground"],
+    [...nodeArgs, cli, "mount", lower, mnt, "--foreground"],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let log = "";

@@ -1,0 +1,135 @@
+// A/B of two pershome builds on the bench's workloads, interleaved round by round on the same
+// lowers (the machine is shared: compare ratios from one run, not seconds across runs).
+//
+//   npm run build && node dist/bench/ab.js --base /path/to/other/checkout/dist/src/cli/main.js \
+//     [--workloads files,rename,chmod] [--lowers plain,exfat] [--rounds 3] [--with bindfs,posixovl]
+//
+// "base" is the other build, "new" this checkout's. Prints, per lower and step, each round's
+// seconds and the median ratio new/base (below 1: the new build is faster).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { PERSHOME_CLI, mountCandidate, mountPershome, type Mounted } from "./candidates.js";
+import { makeLower, type Lower } from "./lowers.js";
+import { must, sh, timed } from "./sh.js";
+import { workloads, type Workload } from "./workloads.js";
+
+interface Args {
+  base: string;
+  workloads: string[];
+  lowers: ("plain" | "exfat")[];
+  rounds: number;
+  others: ("bindfs" | "posixovl")[];
+}
+
+function parse(argv: string[]): Args {
+  const a: Args = {
+    base: "",
+    workloads: ["files", "rename", "chmod"],
+    lowers: ["plain", "exfat"],
+    rounds: 3,
+    others: [],
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const v = (): string => argv[++i] ?? "";
+    if (argv[i] === "--base") a.base = path.resolve(v());
+    else if (argv[i] === "--workloads") a.workloads = v().split(",");
+    else if (argv[i] === "--lowers") a.lowers = v().split(",") as Args["lowers"];
+    else if (argv[i] === "--rounds") a.rounds = Number(v());
+    else if (argv[i] === "--with") a.others = v().split(",") as Args["others"];
+    else throw new Error(`unknown option ${argv[i]}`);
+  }
+  if (!a.base) throw new Error("--base <other build's dist/src/cli/main.js> is required");
+  return a;
+}
+
+type Who = "base" | "new" | "bindfs" | "posixovl";
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+      ? s[(s.length - 1) / 2]!
+      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function main(): Promise<void> {
+  const a = parse(process.argv.slice(2));
+  const work = fs.mkdtempSync(path.join("/var/tmp", "pershome-ab-"));
+  const mnt = `${work}/mnt`;
+  fs.mkdirSync(mnt);
+  const times = new Map<string, number[]>(); // lower|step|who -> seconds per round
+  const ws = workloads({ tarball: "", tarFiles: 0, seqMb: 0 }).filter((w) => a.workloads.includes(w.name));
+  let seq = 0;
+  const mount = (who: Who, dir: string): Promise<Mounted> =>
+    who === "base"
+      ? mountPershome(dir, mnt, {}, a.base)
+      : who === "new"
+        ? mountPershome(dir, mnt, {}, PERSHOME_CLI)
+        : mountCandidate(who, dir, mnt);
+  const once = async (low: Lower, w: Workload, who: Who, round: number): Promise<void> => {
+    const dir = `${low.root}/ab${++seq}`;
+    fs.mkdirSync(dir);
+    const m = await mount(who, dir);
+    try {
+      if (w.setup) await must(w.setup, m.dir);
+      for (const s of w.steps) {
+        const t = await timed(s.cmd, m.dir);
+        const got = (await sh(s.check, m.dir)).out.trim();
+        if (got !== s.expect)
+          throw new Error(`${who} ${s.name}: check gave "${got}", expected "${s.expect}"`);
+        const key = `${low.name}|${s.name}|${who}`;
+        times.set(key, [...(times.get(key) ?? []), t]);
+        console.log(`${low.name} #${round + 1} ${who} ${s.name}: ${t.toFixed(3)} s`);
+      }
+    } finally {
+      await m.unmount();
+      await sh(`rm -rf '${dir}'`);
+    }
+  };
+  console.log(
+    `load average before: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
+  for (const lowerName of a.lowers) {
+    const low = await makeLower(lowerName, work, 4);
+    try {
+      for (let r = 0; r < a.rounds; r++) {
+        const order: Who[] = r % 2 ? ["new", "base", ...a.others] : ["base", "new", ...a.others];
+        for (const w of ws) for (const who of order) await once(low, w, who, r);
+      }
+    } finally {
+      await low.close();
+    }
+  }
+  console.log(
+    `load average after: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
+  const others = a.others.map((o) => ` ${o} |`).join("");
+  console.log(`\n| lower | step | base (s) | new (s) | new/base per round | new/base median |${others}`);
+  console.log(`|---|---|---|---|---|---|${a.others.map(() => "---|").join("")}`);
+  for (const lowerName of a.lowers)
+    for (const w of ws)
+      for (const s of w.steps) {
+        const get = (who: Who): number[] => times.get(`${lowerName}|${s.name}|${who}`) ?? [];
+        const b = get("base");
+        const n = get("new");
+        const ratios = n.map((x, i) => x / b[i]!);
+        const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(2)).join(", ");
+        const rest = a.others.map((o) => ` ${fmt(get(o))} |`).join("");
+        console.log(
+          `| ${lowerName} | ${s.name} | ${fmt(b)} | ${fmt(n)} | ${fmt(ratios)} | ${median(ratios).toFixed(2)} |${rest}`,
+        );
+      }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
