@@ -6,6 +6,7 @@
  */
 import { bytesToStored, decodeName, foldKey, isReservedStored } from "../format/names.js";
 import { showPath, warnOnce } from "../log.js";
+import type { StoredFacts } from "../format/describe.js";
 import { DirMeta } from "./dir-meta.js";
 import type { Lower } from "./lower.js";
 
@@ -72,6 +73,15 @@ export class DirIndex {
   /** entries were added or removed since the stored directory was last fsync'd */
   entriesDirty = false;
   readonly meta: DirMeta;
+
+  /**
+   * The stored folder's own lstat, kept from the first one: the kernel asks for a folder's
+   * attributes after every create or unlink in it, and nothing of them comes from the stick
+   * once the layer has changed the folder (mode and times are in its record). Only the size
+   * the stick reports for a folder may be older than the last change. Dropped when the layer
+   * sets the folder's stick mtime.
+   */
+  facts: StoredFacts | null = null;
 
   /** record names kept even without a stored file (the home's own record) */
   readonly keep = new Set<string>();

@@ -167,8 +167,13 @@ export class Layer {
       if (fd !== undefined) inode.desc = { ...inode.desc, size: this.lower.fstat(fd).size };
       return inode.desc;
     }
+    // a file unlinked while not open (ops/entries.ts keepIfOpen): its old stored path may
+    // belong to another file by now
+    if (!inode.linked) fail(E.ENOENT);
     const path = this.pathOf(inode);
-    const facts = known ?? this.lower.stat(path);
+    const index = inode.kind === "d" ? inode.dir : null;
+    const facts = known ?? index?.facts ?? this.lower.stat(path);
+    if (index && facts?.isDir) index.facts = facts;
     if (!facts) {
       if (inode.desc) return inode.desc;
       fail(E.ENOENT);

@@ -136,11 +136,20 @@ function forgetName(L: Layer, parent: Inode, name: string, stored: string, inode
   else inode.linked = false;
 }
 
+/**
+ * A file about to lose its name keeps its description only if it is open: once the name is
+ * gone, only a handle still open lets the kernel ask about it (not a cwd, as for a folder).
+ * One lstat less per unlink and rename over.
+ */
+function keepIfOpen(L: Layer, inode: Inode): void {
+  if (inode.openCount > 0) L.keepDescription(inode);
+}
+
 export function unlink(L: Layer, parent: Inode, name: string): void {
   const entry = L.dirIndex(parent).byUser.get(name) ?? fail(E.ENOENT);
   const inode = L.child(parent, name);
   if (inode?.isDir) fail(E.EISDIR);
-  if (inode && inode.kind !== "h") L.keepDescription(inode);
+  if (inode && inode.kind !== "h") keepIfOpen(L, inode);
   L.lower.unlink(L.pathOf(parent) + "/" + entry.stored);
   forgetName(L, parent, name, entry.stored, inode);
   L.touchDir(parent);
@@ -192,7 +201,7 @@ export function rename(
       if (L.dirIndex(dst).size > 0) fail(E.ENOTEMPTY);
       L.dirIndex(dst).meta.removeFiles();
     }
-    if (dst) L.keepDescription(dst);
+    if (dst) keepIfOpen(L, dst);
     target = dstEntry.stored;
   } else {
     target = L.freeStoredName(newParent, newName, parent === newParent ? srcEntry.stored : undefined);

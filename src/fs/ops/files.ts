@@ -115,6 +115,7 @@ export function setattr(L: Layer, inode: Inode, attr: Attr, valid: number, h: Fi
 function setStoredMtime(L: Layer, inode: Inode, [sec, nsec]: Timespec): void {
   // FAT holds 1980..2107 only; outside that the record alone keeps the time.
   if (!inode.linked || sec < FAT_EPOCH || sec > FAT_END) return;
+  if (inode.dir) inode.dir.facts = null;
   try {
     L.lower.setMtime(L.pathOf(inode), sec, nsec);
   } catch {
