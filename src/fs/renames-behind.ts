@@ -74,8 +74,12 @@ export class RenamesBehind implements Lower {
     return this.queue.length;
   }
 
-  /** Queues a rename; the caller has already changed the layer's index and records. */
+  /**
+   * Queues a rename, before the caller changes the layer's index and records for it (a full
+   * queue is applied first, while those still describe the stick without this rename).
+   */
   defer(r: QueuedRename): void {
+    if (this.queue.length >= MAX_QUEUED) this.settle();
     this.queue.push(r);
     for (const p of [r.from, r.to]) {
       const f = folded(p);
@@ -85,7 +89,6 @@ export class RenamesBehind implements Lower {
         this.above.set(dir, (this.above.get(dir) ?? 0) + 1);
       }
     }
-    if (this.queue.length > MAX_QUEUED) this.settle();
   }
 
   /**

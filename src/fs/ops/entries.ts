@@ -231,8 +231,10 @@ export function rename(
   // The moved entry's record follows it (same fingerprint); a replaced target's record must
   // not stay behind.
   const moved: MetaRecord | undefined = record && { ...record, name: target, ctime: t };
-  if (src.isDir) {
-    // A folder's rename moves every path under it: done at once, after any queued rename.
+  // A folder's rename moves every path under it, and replacing a hard link's last name
+  // removes its data (dropLinkName), which must not precede the stick's rename: both are done
+  // at once, after any queued rename.
+  if (src.isDir || dst?.kind === "h") {
     if (atStake) {
       srcIndex.meta.delete(srcEntry.stored);
       if (moved) dstIndex.meta.set(moved);
@@ -247,7 +249,6 @@ export function rename(
     // then the source name keeps its record, on the stick and through compaction.
     const srcMeta = srcIndex.meta;
     const srcStored = srcEntry.stored;
-    srcIndex.keep.add(srcStored);
     L.lower.defer({
       from: srcPath,
       to: dstPath,
@@ -262,6 +263,7 @@ export function rename(
         if (srcMeta.get(srcStored) === record) srcMeta.delete(srcStored);
       },
     });
+    srcIndex.keep.add(srcStored);
   }
 
   srcIndex.remove(name);
