@@ -1,10 +1,12 @@
 // rename(2): atomic replace, metadata travels with the file, POSIX errors, renameat2 flags.
 
+import { readdirSync } from "node:fs";
 import { chmod, mkdir, readFile, readdir, rename, stat, writeFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
-import { python } from "../support/run.js";
+import { python, waitFor } from "../support/run.js";
+import { traceDuring } from "../support/strace.js";
 import { RENAME_NOREPLACE, errnoOf, perms, pyGetxattr, pyStat, sys, utimeNs } from "../support/sys.js";
 
 describe.each(lowerKinds())("rename on a %s lower", (kind) => {
@@ -27,6 +29,35 @@ describe.each(lowerKinds())("rename on a %s lower", (kind) => {
     expect(s.mtimeNs).toBe(m);
     expect((await pyGetxattr(t.p(d, "to", "h"), "user.k")).toString()).toBe("v");
     expect(await readFile(t.p(d, "to", "h"), "utf8")).toBe("payload");
+  });
+
+  it("writes a burst of renames behind: a few log fsyncs for 100 renames, the stick in step within seconds", async () => {
+    const d = await t.dir("burst");
+    for (let i = 0; i < 100; i++) {
+      await writeFile(t.p(d, `f${i}`), `file ${i}`);
+      await chmod(t.p(d, `f${i}`), 0o600);
+    }
+    await t.remount(); // the records are on the stick: every rename's records are at stake
+    const trace = await traceDuring(t.layer.pid, ["fsync", "fdatasync"], t.lower.work, async () => {
+      const r = await python(
+        `import os, sys
+d = sys.argv[1]
+for i in range(100): os.rename(os.path.join(d, "f%d" % i), os.path.join(d, "g%d" % i))`,
+        [t.p(d)],
+      );
+      expect(r.code, r.stderr).toBe(0);
+    });
+    // one fsync per rename before renames were written behind
+    expect(trace.count(/^f(data)?sync$/)).toBeLessThan(10);
+    const want = Array.from({ length: 100 }, (_, i) => `g${i}`).sort();
+    expect((await readdir(t.p(d))).sort()).toEqual(want);
+    // the stick follows within the layer's 2-second flush
+    const onStick = (): string[] => readdirSync(t.low(d)).filter((n) => !n.startsWith(".pershome"));
+    await waitFor(() => onStick().sort().join() === want.join(), 10_000, 200);
+    expect(onStick().sort()).toEqual(want);
+    await t.remount();
+    expect(perms((await stat(t.p(d, "g42"))).mode)).toBe("0600");
+    expect(await readFile(t.p(d, "g42"), "utf8")).toBe("file 42");
   });
 
   it("replaces an existing file: the target takes the source's content and mode", async () => {
