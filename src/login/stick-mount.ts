@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import type { LoginConfig } from "./config.js";
-import { mountAt } from "../system/mountinfo.js";
+import { mountAt, readMounts } from "../system/mountinfo.js";
 import { type CommandResult, runCommand } from "./run.js";
 import type { Candidate } from "./stick-discovery.js";
 
@@ -122,11 +122,15 @@ export async function unmountPath(
   mountpoint: string,
   timeoutSec = 60,
 ): Promise<{ outcome: UnmountOutcome; result: CommandResult | null }> {
-  if (!mountAt(mountpoint)) return { outcome: "not-mounted", result: null };
+  const target = mountAt(mountpoint);
+  if (!target) return { outcome: "not-mounted", result: null };
   const result = await runCommand("umount", [mountpoint], { timeoutSec });
-  if (result.exitCode === 0 && !mountAt(mountpoint)) return { outcome: "unmounted", result };
+  // Gone is that mount, not every mount at the path: a home may itself be a mount (LTSP's SSHFS
+  // home, NFS) that the layer was stacked on, and it stays.
+  const gone = !readMounts().some((m) => m.id === target.id);
+  if (result.exitCode === 0 && gone) return { outcome: "unmounted", result };
   if (/busy/i.test(result.stderr)) return { outcome: "busy", result };
-  return { outcome: mountAt(mountpoint) ? "failed" : "unmounted", result };
+  return { outcome: gone ? "unmounted" : "failed", result };
 }
 
 /** Detaches a mount that cannot be unmounted cleanly (it goes away once nothing uses it). */

@@ -89,6 +89,38 @@ describe("login with pamtester", () => {
     );
   });
 
+  it("a home that is itself a mount (LTSP's SSHFS home, NFS): the layer stacks on it, logout leaves it as it was", async () => {
+    // Found in the LTSP lab: pamltsp mounts the server's home at the password check, pershome
+    // mounts the stick over it; the logout took the remaining home mount for a failed unmount,
+    // waited in the background, and the stick was still mounted when the student pulled it.
+    const u = await lab.addUser();
+    const stick = await lab.addStick({ label: "NETHOME" });
+    lab.setConfig({ stick_devices: stick.loop });
+    lab.writeList(`${u.name}\n`);
+    await must("mount", ["-t", "tmpfs", "-o", "mode=0755", "nethome", u.home]);
+    try {
+      fs.writeFileSync(`${u.home}/on-the-server.txt`, "network home\n");
+      await lab.open(u);
+      expect(lab.homeIs(u)).toBe("stick");
+      const c = await lab.close(u);
+      await lab.expectClean(u, stick);
+      expect(lab.homeIs(u)).toBe("tmpfs nethome");
+      expect(fs.readFileSync(`${u.home}/on-the-server.txt`, "utf8")).toBe("network home\n");
+      const log = lab.log();
+      expect(log).toContain(`unmounted the layer from ${u.home}`);
+      expect(log).toContain(
+        `unmounted the stick ${stick.loop} from ${lab.stateDir}/${u.name}/stick: it is safe to pull`,
+      );
+      expect(log).not.toMatch(
+        new RegExp(`user=${u.name} .*(still in use|unmounting the layer from .* failed)`),
+      );
+      // the stick was released by the logout itself, not by a wait in the background
+      expect(c.output).not.toContain("background");
+    } finally {
+      await sh("umount", ["-l", u.home]);
+    }
+  });
+
   it("a user not opted in keeps the normal home, and nothing is mounted or created", async () => {
     const u = await lab.addUser();
     const stick = await lab.addStick();
