@@ -221,11 +221,12 @@ export class Target {
 
   /**
    * The pull: SIGKILL the layer and the stick's driver at the same instant, then clear away the
-   * dead mounts and the loop device. Returns the pids killed.
+   * dead mounts and the loop device. Returns the pids killed. `keepStick`: only the layer dies
+   * (a kernel driver such as vfat lives on), its dead mount is cleared and the stick stays.
    */
-  async crash(): Promise<number[]> {
+  async crash(opts: { keepStick?: boolean } = {}): Promise<number[]> {
     const killed: number[] = [];
-    const drv = this.driverPid();
+    const drv = opts.keepStick ? undefined : this.driverPid();
     for (const pid of [drv, this.daemon?.pid]) {
       if (!pid) continue;
       try {
@@ -241,7 +242,7 @@ export class Target {
     }
     this.daemon = undefined;
     if (this.kind !== "raw" && isMounted(this.mnt)) sh("umount", ["-l", this.mnt]);
-    if (this.stickAttached) {
+    if (this.stickAttached && !opts.keepStick) {
       this.stickAttached = false;
       if (isMounted(this.root)) sh("umount", ["-l", this.root]);
       if (this.loop) {

@@ -99,7 +99,7 @@ export function buildQemuArgs(c: QemuConfig): string[] {
         `if=none,id=stick${i},file=${qemuOpt(s.image)},format=raw,cache=${s.cache}${s.readOnly ? ",readonly=on" : ""}`,
         "-device",
         // serial= is the USB serial number; guest-init.sh uses it to name /dev/stickN.
-        `usb-storage,bus=xhci.0,drive=stick${i},removable=on,serial=pershome-stick${i}`,
+        `usb-storage,bus=xhci.0,drive=stick${i},removable=on,serial=pershome-stick${i},id=usbstick${i}`,
       );
     });
   }

@@ -1,6 +1,6 @@
 /**
- * `npm run torture -- [--cuts N] [--seed S] [--lower exfat|plain] [--min-ms A] [--max-ms B]
- *                     [--size-mb M] [--keep]`
+ * `npm run torture -- [--cuts N] [--seed S] [--lower exfat|plain|vfat] [--cut kill|pull|mix]
+ *                     [--min-ms A] [--max-ms B] [--size-mb M] [--keep]`
  *
  * The cut-point torture: a realistic home workload (lab/torture/workload.ts: editor saves by
  * rename, sqlite3 transactions, git commits, untar, chmod/symlink/hard-link churn, big
@@ -12,21 +12,24 @@
  * confirmed save lost, no synced prefix of a log changed, sqlite intact with every committed
  * row). The stick is kept from one cut to the next, so older files must survive every later
  * cut too. Exit status 1 when a cut broke an invariant.
+ *
+ * `--lower vfat`: the same over FAT32 under the kernel's vfat driver in the micro-VM, cut by
+ * SIGKILL of the layer in the guest or by pulling the USB stick out of it (vfat.ts).
  */
-import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { rng } from "../crash/model.js";
-import { CLI, REPO, Target, type TargetKind } from "../fsx/target.js";
-import { verifyJournal } from "./verify.js";
+import { Target, type TargetKind } from "../fsx/target.js";
+import { cutPlan, makeTarball, recover, startWorkload, tool, type CutKind, type CutMode } from "./steps.js";
 
 export interface CutResult {
   cut: number;
+  kind: CutKind;
   delayMs: number;
   promises: number;
-  fsck: "clean" | "repaired" | "not checked" | "unrepairable";
+  /** "unclean": fsck.fat found only the marks any unclean unmount leaves (-a cleared them) */
+  fsck: "clean" | "unclean" | "repaired" | "not checked" | "unrepairable";
   check: "clean" | "repaired" | "not repaired";
   violations: string[];
   notes: string[];
@@ -36,6 +39,7 @@ export interface CutResult {
 export interface TortureResult {
   cuts: CutResult[];
   violations: number;
+  /** fsck found more than an unclean unmount leaves, and repaired it */
   fsckRepairs: number;
   checkRepairs: number;
   workloadErrors: Map<string, number>;
@@ -46,6 +50,7 @@ export interface TortureOptions {
   cuts: number;
   seed: number;
   kind: TargetKind;
+  cut: CutMode;
   minMs: number;
   maxMs: number;
   sizeMb: number;
@@ -55,32 +60,21 @@ export interface TortureOptions {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function tool(cmd: string, args: string[]): { code: number; out: string } {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 300_000 });
-  return { code: r.status ?? -1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
-}
-
-/** A small tree to untar: nested folders, a few hundred KiB. */
-function makeTarball(work: string): string {
-  const src = path.join(work, "tree-src");
-  for (let d = 0; d < 4; d++) {
-    const dir = path.join(src, `pkg-${d}`, "src", "lib");
-    fs.mkdirSync(dir, { recursive: true });
-    for (let f = 0; f < 8; f++)
-      fs.writeFileSync(path.join(dir, `mod${f}.js`), `// module ${d}.${f}\n`.repeat(200 + f * 50), {
-        mode: 0o644,
-      });
-    fs.writeFileSync(path.join(src, `pkg-${d}`, "run.sh"), "#!/bin/sh\necho run\n", { mode: 0o755 });
-  }
-  const tarball = path.join(work, "tree.tar");
-  const r = tool("tar", ["-cf", tarball, "-C", src, "."]);
-  if (r.code !== 0) throw new Error(`tar: ${r.out}`);
-  return tarball;
+/** One line per cut point, then its violations and notes. */
+export function logCut(o: { cuts: number; log: (line: string) => void }, c: CutResult): void {
+  o.log(
+    `cut ${c.cut}/${o.cuts}: ${c.kind} after ${c.delayMs} ms; ${c.promises} promises; fsck ${c.fsck}; check ${c.check}; ${c.violations.length} violations; ${c.seconds.toFixed(1)} s`,
+  );
+  for (const v of c.violations.slice(0, 20)) o.log(`  VIOLATION ${v}`);
+  for (const n of c.notes) o.log(`  note: ${n}`);
 }
 
 export async function runTorture(o: TortureOptions): Promise<TortureResult> {
+  if (o.kind === "vfat") return (await import("./vfat.js")).runTortureVfat(o);
+  if (o.cut !== "kill")
+    throw new Error(`--cut ${o.cut} needs --lower vfat (a pull of a kernel-driven stick)`);
   const t0 = Date.now();
-  const r = rng(o.seed);
+  const plan = cutPlan(o.seed, o.cuts, o.minMs, o.maxMs, "kill");
   const t = new Target({ kind: o.kind, sizeMb: o.sizeMb, keep: o.keep });
   const journal = path.join(t.work, "journal");
   fs.mkdirSync(t.work, { recursive: true });
@@ -98,38 +92,22 @@ export async function runTorture(o: TortureOptions): Promise<TortureResult> {
   try {
     for (let cut = 1; cut <= o.cuts; cut++) {
       const c0 = Date.now();
-      const delayMs = Math.round(o.minMs + r() * (o.maxMs - o.minMs));
-      const work = spawn(
-        process.execPath,
-        [path.join(REPO, "dist/lab/torture/workload.js"), t.mnt, journal, String(cut), String(o.seed)],
-        // its own process group: the cut kills it with whatever it runs (sqlite3, git, tar)
-        {
-          stdio: ["ignore", "ignore", "pipe"],
-          env: { ...process.env, TORTURE_TARBALL: tarball },
-          detached: true,
-        },
-      );
-      let werr = "";
-      work.stderr.setEncoding("utf8").on("data", (d: string) => (werr = (werr + d).slice(-4000)));
-      const exited = new Promise<void>((res) => work.once("exit", () => res()));
+      const { delayMs } = plan[cut - 1]!;
+      const work = startWorkload(t.mnt, journal, cut, o.seed, tarball);
       await sleep(delayMs);
-      const early = work.exitCode !== null;
+      const early = work.child.exitCode !== null;
       // the pull: the layer and the stick's driver at the same instant
       // The workload dies first, in the same instant: once the dead mounts are detached, its
       // paths would lead to the empty mountpoint beneath, and what it wrote there is no promise.
-      try {
-        process.kill(-work.pid!, "SIGKILL");
-      } catch {
-        /* already gone */
-      }
+      const dead = work.kill();
       const killed = await t.crash();
-      await exited;
+      await dead;
       const violations: string[] = [];
       if (killed.length < (t.kind === "exfat" ? 2 : 1))
         violations.push(`only ${killed.length} daemon(s) killed`);
       if (early)
         violations.push(
-          `the workload ended before the cut: ${werr.trim().split("\n").slice(-3).join(" / ")}`,
+          `the workload ended before the cut: ${work.stderr().trim().split("\n").slice(-3).join(" / ")}`,
         );
 
       let fsck: CutResult["fsck"] = "not checked";
@@ -156,50 +134,24 @@ export async function runTorture(o: TortureOptions): Promise<TortureResult> {
             );
         }
       }
-      t.attach();
-      let check: CutResult["check"] = "clean";
-      const c1 = tool(process.execPath, [CLI, "check", t.root, "--force"]);
-      if (c1.code !== 0) {
-        const rep = tool(process.execPath, [CLI, "check", "--repair", t.root, "--force"]);
-        const c2 = tool(process.execPath, [CLI, "check", t.root, "--force"]);
-        result.checkRepairs++;
-        check = c2.code === 0 ? "repaired" : "not repaired";
-        if (c2.code !== 0)
-          violations.push(
-            `pershome check after --repair (exit ${rep.code}) still reports problems: ${c2.out.trim().split("\n").slice(0, 6).join(" / ")}`,
-          );
-      }
-      let verdict = {
-        promises: 0,
-        violations: [] as string[],
-        notes: [] as string[],
-        errors: new Map<string, number>(),
-      };
-      try {
-        await t.mount();
-        verdict = verifyJournal(fs.readFileSync(journal, "utf8"), t.mnt);
-      } catch (e) {
-        violations.push(`the layer does not mount: ${(e as Error).message.slice(0, 500)}`);
-      }
-      violations.push(...verdict.violations);
-      for (const [k, n] of verdict.errors) result.workloadErrors.set(k, n);
+      const rec = await recover(t, journal);
+      if (rec.check !== "clean") result.checkRepairs++;
+      violations.push(...rec.violations);
+      for (const [k, n] of rec.errors) result.workloadErrors.set(k, n);
       const cr: CutResult = {
         cut,
+        kind: "kill",
         delayMs,
-        promises: verdict.promises,
+        promises: rec.promises,
         fsck,
-        check,
+        check: rec.check,
         violations,
-        notes: verdict.notes,
+        notes: rec.notes,
         seconds: (Date.now() - c0) / 1000,
       };
       result.cuts.push(cr);
       result.violations += violations.length;
-      o.log(
-        `cut ${cut}/${o.cuts}: after ${delayMs} ms; ${verdict.promises} promises; fsck ${fsck}; check ${check}; ${violations.length} violations; ${cr.seconds.toFixed(1)} s`,
-      );
-      for (const v of violations.slice(0, 20)) o.log(`  VIOLATION ${v}`);
-      for (const n of verdict.notes) o.log(`  note: ${n}`);
+      logCut(o, cr);
       if (violations.length) o.log(`  (the daemon's log tail)\n${t.stderr().slice(-2000)}`);
     }
   } catch (e) {
@@ -221,25 +173,35 @@ async function main(): Promise<number> {
       cuts: { type: "string", default: "20" },
       seed: { type: "string", default: String(Date.now() % 100_000) },
       lower: { type: "string", default: "exfat" },
-      "min-ms": { type: "string", default: "300" },
-      "max-ms": { type: "string", default: "5000" },
-      "size-mb": { type: "string", default: "1024" },
+      cut: { type: "string" },
+      "min-ms": { type: "string" },
+      "max-ms": { type: "string" },
+      "size-mb": { type: "string" },
       keep: { type: "boolean", default: false },
     },
   });
+  // In the micro-VM (TCG) everything runs several times slower: later cuts, a smaller stick.
+  const vfat = values.lower === "vfat";
+  const cut = (values.cut ?? (vfat ? "mix" : "kill")) as CutMode;
+  if (!["kill", "pull", "mix"].includes(cut)) throw new Error("--cut wants kill, pull or mix");
   const res = await runTorture({
     cuts: Number(values.cuts),
     seed: Number(values.seed),
     kind: values.lower as TargetKind,
-    minMs: Number(values["min-ms"]),
-    maxMs: Number(values["max-ms"]),
-    sizeMb: Number(values["size-mb"]),
+    cut,
+    minMs: Number(values["min-ms"] ?? (vfat ? 2000 : 300)),
+    maxMs: Number(values["max-ms"] ?? (vfat ? 10_000 : 5000)),
+    sizeMb: Number(values["size-mb"] ?? (vfat ? 512 : 1024)),
     keep: values.keep,
     log: (l) => process.stdout.write(`${l}\n`),
   });
   const per = res.cuts.length ? res.cuts.reduce((s, c) => s + c.seconds, 0) / res.cuts.length : 0;
   process.stdout.write(
-    `torture: lower ${values.lower} seed ${values.seed}: ${res.cuts.length} cut points, ${res.violations} violations, ` +
+    `torture: lower ${values.lower} seed ${values.seed}: ${res.cuts.length} cut points ` +
+      `(${res.cuts.filter((c) => c.kind === "kill").length} kill -9, ${res.cuts.filter((c) => c.kind === "pull").length} pulls), ${res.violations} violations, ` +
+      (vfat
+        ? `fsck found only an unclean unmount ${res.cuts.filter((c) => c.fsck === "unclean").length}, `
+        : "") +
       `fsck repaired ${res.fsckRepairs}, check --repair needed ${res.checkRepairs}, ` +
       `${per.toFixed(1)} s per cut point, ${res.seconds.toFixed(0)} s in all; ` +
       `max promises ${Math.max(0, ...res.cuts.map((c) => c.promises))}\n`,
