@@ -73,9 +73,23 @@ export interface Lower {
   append(path: string, data: Buffer, sync: boolean): void;
 }
 
+/** statfs f_type of Linux's FAT driver (vfat, msdos). */
+const MSDOS_SUPER_MAGIC = 0x4d44;
+
 /** The real stick: synchronous node:fs calls. */
 export class NodeLower implements Lower {
-  constructor(readonly root: string) {}
+  /** The stick is under the kernel's vfat driver: renames need care (see rename). */
+  private readonly vfat: boolean;
+
+  constructor(readonly root: string) {
+    let type = 0;
+    try {
+      type = Number(fs.statfsSync(b(root)).type);
+    } catch {
+      /* checked by whoever mounts; any later call reports the problem */
+    }
+    this.vfat = type === MSDOS_SUPER_MAGIC;
+  }
 
   /** lstat, or null when the entry does not exist. */
   stat(path: string): StoredFacts | null {
@@ -188,7 +202,44 @@ export class NodeLower implements Lower {
   }
 
   rename(from: string, to: string): void {
-    fs.renameSync(b(from), b(to));
+    if (!this.vfat) {
+      fs.renameSync(b(from), b(to));
+      return;
+    }
+    // Linux's vfat gives the moved file the target's directory entry (or a new, empty one) but
+    // writes its start cluster and size there only when the moved inode itself is written back,
+    // seconds later; fsync of the folder does not do it. Meanwhile the replaced file's clusters
+    // are freed, and any fsync writes the FAT: a pull then leaves the name pointing at free
+    // clusters, neither the old content nor the new (found by the FAT32 torture). So: keep the
+    // replaced file open (its clusters stay allocated), rename, write the moved entry (fsync of
+    // the moved file), then the rest of both folders (the new long name, the old entry's
+    // removal), and only then let the replaced file go. Each step leaves a state fsck.fat
+    // repairs without losing the old content or the new.
+    const held = this.openQuiet(to);
+    try {
+      fs.renameSync(b(from), b(to));
+      const moved = fs.openSync(b(to), C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+      try {
+        fs.fsyncSync(moved);
+      } finally {
+        fs.closeSync(moved);
+      }
+      const dirOf = (p: string): string => p.slice(0, Math.max(p.lastIndexOf("/"), 0)) || "/";
+      this.fsyncDir(dirOf(to));
+      if (dirOf(from) !== dirOf(to)) this.fsyncDir(dirOf(from));
+    } finally {
+      if (held !== undefined) fs.closeSync(held);
+    }
+  }
+
+  /** An fd on an existing entry (file or folder), or undefined if there is none. */
+  private openQuiet(path: string): number | undefined {
+    try {
+      return fs.openSync(b(path), C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+    } catch (err) {
+      if (hasCode(err, "ENOENT")) return undefined;
+      throw err;
+    }
   }
 
   /** Sets the stick's own mtime, so other systems show a sensible time. Never follows links. */
