@@ -66,6 +66,8 @@ export function makeTarball(work: string): string {
 export interface Workload {
   child: ChildProcess;
   exited: Promise<void>;
+  /** resolves once it has set up its round and starts working (or has ended) */
+  working: Promise<void>;
   /** the end of what it wrote to stderr */
   stderr(): string;
   /** SIGKILL to its whole process group (sqlite3, git, tar with it); waits until it is gone */
@@ -85,7 +87,7 @@ export function startWorkload(
     [path.join(REPO, "dist/lab/torture/workload.js"), mnt, journal, String(cut), String(seed)],
     // its own process group: the cut kills it with whatever it runs (sqlite3, git, tar)
     {
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, TORTURE_TARBALL: tarball },
       detached: true,
     },
@@ -93,9 +95,14 @@ export function startWorkload(
   let err = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (err = (err + d).slice(-4000)));
   const exited = new Promise<void>((res) => child.once("exit", () => res()));
+  const working = new Promise<void>((res) => {
+    child.stdout!.once("data", () => res());
+    void exited.then(res);
+  });
   return {
     child,
     exited,
+    working,
     stderr: () => err,
     kill: async () => {
       try {

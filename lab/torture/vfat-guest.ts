@@ -75,6 +75,7 @@ async function main(): Promise<void> {
     const { kind, delayMs } = plan[cut - 1]!;
     const c0 = Date.now();
     const w = startWorkload(t.mnt, journal, cut, seed, tarball);
+    await w.working;
     say(`ready ${cut}`);
     let early = false;
     if (kind === "kill") {

@@ -38,7 +38,7 @@ describe.each(lowerKindsAmong("exfat"))("the cut-point torture (%s)", (kind) => 
 // FAT32 under the kernel's vfat driver, in the micro-VM (one boot): kill -9 of the layer in the
 // guest, and the USB stick pulled out (QMP device_del) while the workload writes; fsck.fat on
 // the image, plugged in again, check, mount, every promise checked.
-const VFAT_CUTS = Number(process.env.PERSHOME_TORTURE_VFAT_CUTS ?? 4);
+const VFAT_CUTS = Number(process.env.PERSHOME_TORTURE_VFAT_CUTS ?? 3);
 
 describe("the cut-point torture (FAT32, kernel vfat, micro-VM)", () => {
   it(`keeps every promise over ${VFAT_CUTS} kills and pulls in the middle of work`, async () => {
