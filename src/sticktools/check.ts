@@ -7,7 +7,7 @@
  * carries the fixes out.
  */
 import fs from "node:fs";
-import { fingerprint, recordApplies, sameStoredTime } from "../format/describe.js";
+import { fingerprint, olderRecordMatches, recordApplies, sameStoredTime } from "../format/describe.js";
 import type { StoredFacts } from "../format/describe.js";
 import { AREA_DIR } from "../format/marker.js";
 import { isReservedStored } from "../format/names.js";
@@ -42,6 +42,8 @@ export interface SlotInfo {
   gen: number;
   badLines: number;
   records: Map<string, MetaRecord>;
+  /** earlier records of names (ParsedLog.older) */
+  older: Map<string, MetaRecord[]>;
 }
 
 export type Role = "home" | "dir" | "area" | "links";
@@ -167,6 +169,7 @@ function readSlot(dirAbs: string, slot: 0 | 1): SlotInfo {
     gen: -1,
     badLines: 0,
     records: new Map(),
+    older: new Map(),
   };
   let st: fs.Stats;
   try {
@@ -187,11 +190,25 @@ function readSlot(dirAbs: string, slot: 0 | 1): SlotInfo {
   if (!text) return { ...info, state: "unreadable" };
   const log = parseLog(text);
   if (log.complete)
-    return { ...info, state: "complete", gen: log.gen, badLines: log.badLines, records: log.records };
+    return {
+      ...info,
+      state: "complete",
+      gen: log.gen,
+      badLines: log.badLines,
+      records: log.records,
+      older: log.older,
+    };
   // Damaged: every line carries its own CRC, so the records still readable can be trusted as
   // much as any; read them as if the header were intact.
   const salvage = parseLog(Buffer.concat([Buffer.from(SALVAGE_HEADER), text]));
-  return { ...info, state: "incomplete", gen: log.gen, badLines: log.badLines, records: salvage.records };
+  return {
+    ...info,
+    state: "incomplete",
+    gen: log.gen,
+    badLines: log.badLines,
+    records: salvage.records,
+    older: salvage.older,
+  };
 }
 
 function scanDir(home: string, rel: string, role: Role): DirScan {
@@ -219,15 +236,28 @@ function scanDir(home: string, rel: string, role: Role): DirScan {
   }
   let best: SlotInfo | null = null;
   for (const s of d.slots) if (s.state === "complete" && (best === null || s.gen > best.gen)) best = s;
+  let older = new Map<string, MetaRecord[]>();
   if (best) {
     d.active = best.slot;
-    d.records = best.records;
+    d.records = new Map(best.records);
+    older = best.older;
   } else {
     const damaged = d.slots.filter((s) => s.state === "incomplete");
     if (damaged.length > 0) {
       d.salvaged = true;
       for (const s of damaged) for (const [k, v] of s.records) d.records.set(k, v);
+      for (const s of damaged) for (const [k, v] of s.older) older.set(k, [...(older.get(k) ?? []), ...v]);
     }
+  }
+  // The layer's own rule (docs/format.md, rule 6; DirMeta.fallback): when a name's latest
+  // record does not apply, an earlier one that matches the file exactly is its record. So
+  // check sees the record the layer uses (and a repair's rewrite of the log would keep).
+  for (const [name, list] of older) {
+    const facts = d.entries.get(name);
+    const cur = d.records.get(name);
+    if (!facts || (cur && recordApplies(cur, facts))) continue;
+    const match = [...list].reverse().find((r) => olderRecordMatches(r, facts));
+    if (match) d.records.set(name, match);
   }
   return d;
 }
