@@ -27,9 +27,9 @@ const LINK_ID = /^[0-9a-f]{16,32}$/;
 /** The placeholder the layer writes under each name of a hard-linked file (src/fs/ops/entries.ts). */
 const PLACEHOLDER =
   /^pershome: this file has several names \(hard links\); its data is in \.pershome\/links\/([0-9a-f]{16,32})\r\n$/;
-const PLACEHOLDER_BASE = Buffer.byteLength(
-  "pershome: this file has several names (hard links); its data is in .pershome/links/\r\n",
-);
+const PLACEHOLDER_TEXT =
+  "pershome: this file has several names (hard links); its data is in .pershome/links/";
+const PLACEHOLDER_BASE = Buffer.byteLength(PLACEHOLDER_TEXT + "\r\n");
 
 export type SlotState = "absent" | "not-file" | "too-big" | "unreadable" | "incomplete" | "complete";
 
@@ -65,6 +65,10 @@ export interface DirScan {
   salvaged: boolean;
   /** stored name -> link id, for files whose content is a hard-link placeholder */
   placeholders: Map<string, string>;
+  /** files that may be a placeholder a pull cut off (see placeholderKind): nothing to lose */
+  unfinished: Set<string>;
+  /** earlier records of names, as the log holds them (ParsedLog.older) */
+  older: Map<string, MetaRecord[]>;
 }
 
 export type FindingKind =
@@ -145,15 +149,34 @@ function readSmall(p: string, max: number): Buffer | null {
   }
 }
 
-/** The link id a stored file names, if its content is exactly a placeholder. */
-export function placeholderId(p: string, facts: StoredFacts): string | null {
-  if (!facts.isFile || facts.size < PLACEHOLDER_BASE + 16 || facts.size > PLACEHOLDER_BASE + 32) return null;
+/**
+ * What a stored file is, if it is (or was about to become) a hard-link placeholder: the link id
+ * it names, "unfinished" for a placeholder whose content a pull cut off (empty, or of its size
+ * but zeros after a prefix of the text: what a torn first write leaves), or null.
+ */
+function placeholderKind(p: string, facts: StoredFacts): string | null {
+  if (!facts.isFile) return null;
+  if (facts.size === 0) return "unfinished";
+  if (facts.size < PLACEHOLDER_BASE + 16 || facts.size > PLACEHOLDER_BASE + 32) return null;
   try {
     const b = readSmall(p, 256);
-    return b ? (PLACEHOLDER.exec(b.toString("latin1"))?.[1] ?? null) : null;
+    if (!b) return null;
+    const id = PLACEHOLDER.exec(b.toString("latin1"))?.[1];
+    if (id) return id;
+    const text = b.subarray(0, b.indexOf(0) < 0 ? b.length : b.indexOf(0)).toString("latin1");
+    const zeros = b.subarray(text.length).every((x) => x === 0);
+    const prefix =
+      PLACEHOLDER_TEXT.startsWith(text) ||
+      (text.startsWith(PLACEHOLDER_TEXT) && /^[0-9a-f]*\r?$/.test(text.slice(PLACEHOLDER_TEXT.length)));
+    return zeros && prefix ? "unfinished" : null;
   } catch {
     return null;
   }
+}
+/** The link id a stored file names, if its content is exactly a placeholder. */
+export function placeholderId(p: string, facts: StoredFacts): string | null {
+  const kind = placeholderKind(p, facts);
+  return kind === "unfinished" ? null : kind;
 }
 
 const SALVAGE_HEADER = snapshotText(0, []).split("\n")[0] + "\n";
@@ -223,6 +246,8 @@ function scanDir(home: string, rel: string, role: Role): DirScan {
     records: new Map(),
     salvaged: false,
     placeholders: new Map(),
+    unfinished: new Set(),
+    older: new Map(),
   };
   for (const n of (fs.readdirSync(bp(abs), { encoding: "buffer" }) as Buffer[]).map((b) =>
     b.toString("latin1"),
@@ -231,16 +256,17 @@ function scanDir(home: string, rel: string, role: Role): DirScan {
     const f = lstatFacts(`${abs}/${n}`);
     if (!f) continue;
     d.entries.set(n, f);
-    const id = placeholderId(`${abs}/${n}`, f);
-    if (id) d.placeholders.set(n, id);
+    const id = placeholderKind(`${abs}/${n}`, f);
+    if (id === "unfinished") d.unfinished.add(n);
+    else if (id) d.placeholders.set(n, id);
   }
   let best: SlotInfo | null = null;
   for (const s of d.slots) if (s.state === "complete" && (best === null || s.gen > best.gen)) best = s;
-  let older = new Map<string, MetaRecord[]>();
+  const older = d.older;
   if (best) {
     d.active = best.slot;
     d.records = new Map(best.records);
-    older = best.older;
+    for (const [k, v] of best.older) older.set(k, v);
   } else {
     const damaged = d.slots.filter((s) => s.state === "incomplete");
     if (damaged.length > 0) {
@@ -509,7 +535,7 @@ export function checkHome(home: string): Report {
           if (rec.kind === "h" && rec.linkId) ref(rec.linkId, d.rel, name);
         } else {
           noRec(d, name);
-          if (rec.kind === "f" && facts.isFile && (facts.size === 0 || d.placeholders.has(name)))
+          if (rec.kind === "f" && (d.unfinished.has(name) || d.placeholders.has(name)))
             emptied.push({ d, name, rec });
           add({
             kind: "record-stale",
@@ -623,15 +649,18 @@ export function checkHome(home: string): Report {
       const rec = links.records.get(id);
       const recOk = rec !== undefined && recordApplies(rec, facts);
       if (names.length === 0) {
-        // Data no name points to. A crash while a file was becoming a hard link leaves it here
-        // while the file's old record (same size and time) still waits in its folder: put it back.
-        // (or, if the pull came before the placeholder's content, an empty file under its name)
+        // Data no name points to. A pull while a file was becoming a hard link leaves it here
+        // while the file's old record (same size and time) still waits in its folder, and the
+        // name is gone, or holds a placeholder the pull cut off (empty, zeros) or its own
+        // placeholder: put it back there (docs/format.md, rule 5). The name's hard-link record
+        // is written only once its placeholder is on the stick, so a name gone with its `h`
+        // record left was deleted elsewhere: such data goes to lost+found.
         const matches = [...vanished, ...emptied].filter(
           (v) =>
             v.rec.kind === "f" &&
             !claimed.has(`${v.d.rel}\0${v.name}`) &&
             sameFp(v.rec.fp, facts) &&
-            (!v.d.entries.has(v.name) || [undefined, id].includes(v.d.placeholders.get(v.name))),
+            (!v.d.entries.has(v.name) || v.d.unfinished.has(v.name) || v.d.placeholders.get(v.name) === id),
         );
         const back = matches.length === 1 ? matches[0]! : null;
         if (back) claimed.add(`${back.d.rel}\0${back.name}`);

@@ -255,8 +255,10 @@ function repair(report: Report, now: Date): RepairResult {
         const [rel, name] = f.to.split("\0") as [string, string];
         const target = `${absOf(rel)}/${name}`;
         const there = stat(target);
-        // an empty file or a placeholder (check.ts made sure) holds nothing to lose
-        if (!there || (there.isFile && (there.size === 0 || dirOf(rel)?.placeholders.has(name)))) {
+        // an empty file or a placeholder, whole or cut off (check.ts made sure), holds
+        // nothing to lose
+        const d = dirOf(rel);
+        if (!there || (there.isFile && (d?.unfinished.has(name) || d?.placeholders.has(name)))) {
           if (there) lower.unlink(target);
           lower.rename(dataPath, target);
           lower.fsyncDir(absOf(rel));

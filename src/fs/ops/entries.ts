@@ -345,11 +345,15 @@ function convertToLink(L: Layer, inode: Inode): void {
   L.flushMeta(links.meta, true);
   // 2. the data moves, and its new entry is made durable before anything replaces the old
   // one; 3. a placeholder takes its old name, its content durable before a record
-  // fingerprints it (a pull could otherwise keep an empty placeholder: test/crash-states)
+  // fingerprints it (a pull could otherwise keep an empty placeholder: test/crash-states);
+  // 4. the placeholder's entry made durable, 5. then the name's hard-link record: a name
+  // gone with its "h" record left can then only mean it was deleted elsewhere, and check
+  // --repair puts the data back only where the old record says (docs/format.md, rule 5)
   L.lower.rename(dataPath, linkPath);
   L.lower.fsyncDir(L.pathOf(L.links));
   links.add(id, id, false);
   L.lower.writeNew(dataPath, placeholder(id), true);
+  L.lower.fsyncDir(L.pathOf(parent));
   const facts = L.lower.stat(dataPath);
   meta.set({
     name: inode.stored,
@@ -357,6 +361,7 @@ function convertToLink(L: Layer, inode: Inode): void {
     linkId: id,
     fp: facts ? fingerprint(facts) : [0, 0],
   });
+  L.flushMeta(meta, true);
   inode.kind = "h";
   inode.linkId = id;
   inode.parent = L.links;
