@@ -57,7 +57,13 @@ describe.each(lowerKinds())("a crash in the middle of work (%s)", (kind) => {
 
   it("keeps every file whose fsync returned, with its content and mode, after kill -9 of the layer and the stick driver", async () => {
     const d = await t.dir("work");
-    const work = execa(PYTHON, ["-c", WORKLOAD, t.p(d)], { reject: false, timeout: 300_000, buffer: false });
+    // its own process group, so that the pull kills it with everything it runs
+    const work = execa(PYTHON, ["-c", WORKLOAD, t.p(d)], {
+      reject: false,
+      timeout: 300_000,
+      buffer: false,
+      detached: true,
+    });
     let out = "";
     work.stdout?.on("data", (b: Buffer) => (out += b.toString()));
     let err = "";
@@ -65,16 +71,22 @@ describe.each(lowerKinds())("a crash in the middle of work (%s)", (kind) => {
     const enough = await waitFor(() => (out.match(/^synced /gm) ?? []).length >= 60, 180_000, 20);
     expect(enough, `workload made too little progress: ${out.slice(-500)} ${err}`).toBeTruthy();
 
-    // The pull: the stick's driver and the layer die at the same instant.
+    // The pull: the stick's driver and the layer die at the same instant, and the workload
+    // with them, first: once the dead mounts are detached (umount -l) its paths would lead to
+    // the bare mountpoint beneath, and what it wrote and "synced" there is no promise
+    // (docs/robustness.md, section 4).
     const layer = t.layer;
     const driver = t.lower.driverPid();
     if (t.lower.kind === "exfat") expect(driver, "exfat-fuse pid").toBeGreaterThan(0);
+    expect(work.pid, "workload pid").toBeGreaterThan(0);
+    killSync(-work.pid!, "SIGKILL");
     killSync(driver, "SIGKILL");
     killSync(layer.pid, "SIGKILL");
     await layer.kill9();
     await t.lower.crash();
-    killSync(work.pid, "SIGKILL");
     await work;
+    // the mountpoint is bare now: nothing may have been written beneath the dead mount
+    expect(await readdir(t.mnt), "written into the bare mountpoint").toEqual([]);
     // Every line the workload printed: an fsync that returned did so before the layer died (a dead
     // layer answers nothing), even if its line reached us after the kill.
     const lines = out.split("\n");
