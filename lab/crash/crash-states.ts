@@ -478,60 +478,63 @@ function describeEvent(e: RecordingLower["events"][number] | undefined): string 
   return `${op} ${shown}`;
 }
 
-export function runCrashStates(o: CrashRunOptions): CrashRunResult {
+/**
+ * Async only to let the event loop run between states: a long run held it for minutes, and
+ * vitest then reported "Timeout calling onTaskUpdate" (an error, although every state passed).
+ */
+export async function runCrashStates(o: CrashRunOptions): globalThis.Promise<CrashRunResult> {
   const t0 = Date.now();
   const work = o.work ?? fs.mkdtempSync(path.join(os.tmpdir(), "pershome-crash-"));
   try {
-    return quietly(() => {
-      const { rec, P } = recordWorkload(work);
-      const events = rec.events;
-      const model = new CrashModel(rec.baseline, events);
-      const rand = rng(o.seed);
-      // spread the random states over the cuts; every cut also gets "nothing pending kept"
-      const cuts = events.length + 1;
-      const extra = Math.max(0, o.states - cuts);
-      const perCut = new Array<number>(cuts).fill(0);
-      for (let i = 0; i < extra; i++) perCut[Math.floor(rand() * cuts)]!++;
-      const res: CrashRunResult = {
-        events: events.length,
-        cuts,
-        states: 0,
-        statesWithFindings: 0,
-        findings: new Map(),
-        repaired: 0,
-        keptOnlyAfterRepair: 0,
-        violations: [],
-        seconds: 0,
-      };
-      const max = o.maxViolations ?? 50;
-      let n = 0;
-      for (let cut = 0; cut < cuts; cut++) {
-        if (cut > 0) model.advance();
-        const promised = P.at(cut);
-        const modes: ("none" | "all" | "random")[] = ["none"];
-        if (cut === cuts - 1) modes.push("all");
-        for (let i = 0; i < perCut[cut]!; i++) modes.push("random");
-        if (model.pendingCount === 0) modes.splice(1); // only one state exists at this cut
-        for (const mode of modes) {
-          const state = model.state(rand, mode);
-          const dir = path.join(work, `s${n++}`, "pershome");
-          materialise(state, dir);
-          const r = checkState(dir, promised);
-          res.states++;
-          if (r.findings.length > 0) res.statesWithFindings++;
-          if (r.repaired) res.repaired++;
-          if (r.keptOnlyAfterRepair) res.keptOnlyAfterRepair++;
-          for (const f of r.findings) res.findings.set(f, (res.findings.get(f) ?? 0) + 1);
-          for (const p of r.problems)
-            if (res.violations.length < max)
-              res.violations.push({ cut, event: describeEvent(events[cut - 1]), state: state.label, ...p });
-          fs.rmSync(path.dirname(dir), { recursive: true, force: true });
-          o.onProgress?.(res.states, o.states);
-        }
+    const { rec, P } = quietly(() => recordWorkload(work));
+    const events = rec.events;
+    const model = new CrashModel(rec.baseline, events);
+    const rand = rng(o.seed);
+    // spread the random states over the cuts; every cut also gets "nothing pending kept"
+    const cuts = events.length + 1;
+    const extra = Math.max(0, o.states - cuts);
+    const perCut = new Array<number>(cuts).fill(0);
+    for (let i = 0; i < extra; i++) perCut[Math.floor(rand() * cuts)]!++;
+    const res: CrashRunResult = {
+      events: events.length,
+      cuts,
+      states: 0,
+      statesWithFindings: 0,
+      findings: new Map(),
+      repaired: 0,
+      keptOnlyAfterRepair: 0,
+      violations: [],
+      seconds: 0,
+    };
+    const max = o.maxViolations ?? 50;
+    let n = 0;
+    for (let cut = 0; cut < cuts; cut++) {
+      if (cut > 0) model.advance();
+      const promised = P.at(cut);
+      const modes: ("none" | "all" | "random")[] = ["none"];
+      if (cut === cuts - 1) modes.push("all");
+      for (let i = 0; i < perCut[cut]!; i++) modes.push("random");
+      if (model.pendingCount === 0) modes.splice(1); // only one state exists at this cut
+      for (const mode of modes) {
+        const state = model.state(rand, mode);
+        const dir = path.join(work, `s${n++}`, "pershome");
+        materialise(state, dir);
+        const r = quietly(() => checkState(dir, promised));
+        res.states++;
+        if (r.findings.length > 0) res.statesWithFindings++;
+        if (r.repaired) res.repaired++;
+        if (r.keptOnlyAfterRepair) res.keptOnlyAfterRepair++;
+        for (const f of r.findings) res.findings.set(f, (res.findings.get(f) ?? 0) + 1);
+        for (const p of r.problems)
+          if (res.violations.length < max)
+            res.violations.push({ cut, event: describeEvent(events[cut - 1]), state: state.label, ...p });
+        fs.rmSync(path.dirname(dir), { recursive: true, force: true });
+        o.onProgress?.(res.states, o.states);
+        if (res.states % 10 === 0) await new globalThis.Promise((r) => setImmediate(r));
       }
-      res.seconds = (Date.now() - t0) / 1000;
-      return res;
-    });
+    }
+    res.seconds = (Date.now() - t0) / 1000;
+    return res;
   } finally {
     if (!o.work) fs.rmSync(work, { recursive: true, force: true });
   }

@@ -11,8 +11,8 @@ const STATES = Number(process.env.PERSHOME_CRASH_STATES ?? 1000);
 const SEED = Number(process.env.PERSHOME_CRASH_SEED ?? 1);
 
 describe("crash states of a home workload (FAT model)", () => {
-  it(`keeps every promise in ${STATES} sampled crash states (seed ${SEED})`, () => {
-    const r = runCrashStates({ seed: SEED, states: STATES, maxViolations: 1000 });
+  it(`keeps every promise in ${STATES} sampled crash states (seed ${SEED})`, async () => {
+    const r = await runCrashStates({ seed: SEED, states: STATES, maxViolations: 1000 });
     const findings = [...r.findings].map(([k, v]) => `${k}×${v}`).join(", ") || "none";
     console.log(
       `crash states: ${r.events} recorded stick calls, ${r.cuts} cuts, ${r.states} states checked in ${r.seconds.toFixed(1)} s; ` +
