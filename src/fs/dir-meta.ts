@@ -110,6 +110,17 @@ export class DirMeta {
     this.onChange(this);
   }
 
+  /**
+   * Removes a name's record for good, its earlier records too (check --repair's "forget"): a
+   * tombstone alone would let the reader fall back to an earlier record that matches the file
+   * (see fallback), so the log is rewritten without them.
+   */
+  forget(name: string): void {
+    this.load();
+    if (this.older.delete(name)) this.needsCompaction = true;
+    this.delete(name);
+  }
+
   get dirty(): boolean {
     return this.pending.size > 0 || this.unsynced;
   }

@@ -412,7 +412,7 @@ function repair(report: Report, now: Date): RepairResult {
         () => (name) => (isArea && name === HOME_RECORD) || stat(`${abs}/${name}`) !== null,
         () => {},
       );
-      for (const name of plan.del) meta.delete(name);
+      for (const name of plan.del) meta.forget(name);
       for (const rec of plan.set.values()) meta.set(rec);
       if (plan.compact && plan.set.size === 0) {
         // a rewrite with nothing new: hand DirMeta one record it already has (it then writes
