@@ -117,7 +117,9 @@ export class DirMeta {
    */
   forget(name: string): void {
     this.load();
-    if (this.older.delete(name)) this.needsCompaction = true;
+    this.older.delete(name);
+    // a tombstone would make the name's last record an earlier one: rewrite instead
+    if (this.active !== null) this.needsCompaction = true;
     this.delete(name);
   }
 
