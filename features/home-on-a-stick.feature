@@ -4,8 +4,10 @@ Feature: A home folder on a USB stick, carried from the college lab to the town 
   session; at logout everything is on the stick and it can be pulled.
 
   The lab: an LTSP server and two netbooted thin clients, "college" and "library", with pershome
-  installed from its Debian package and enabled by the admin, who listed joseph and amina in
-  /etc/ltsp/persistent_homes. Every scenario starts from freshly booted clients.
+  installed from its Debian package and enabled by the admin, who listed joseph and amina in the
+  server's /etc/ltsp/persistent_homes (LTSP hands it to the clients with the users). Students
+  log in with their password, which LTSP checks against the server; their usual home is the
+  server's, over SSHFS. Every scenario starts from freshly booted clients.
 
   Scenario: Joseph starts his report at the college and continues it at the library
     Given joseph has a new FAT32 stick
@@ -48,6 +50,7 @@ Feature: A home folder on a USB stick, carried from the college lab to the town 
       printf 'local\n' > local.txt
       """
     Then the session's home was not on a stick
+    And the session's home was the LTSP server's, over SSHFS
     And joseph was told "no USB stick with a pershome folder was found"
 
   Scenario: A stick without a pershome folder: the computer's own home, and how to prepare the stick
@@ -89,3 +92,19 @@ Feature: A home folder on a USB stick, carried from the college lab to the town 
     And at the same time joseph at the "college" client and amina at the "library" client each save a file and list their home
     Then each of them sees only their own file
     And the host sees only joseph's file on joseph's stick and only amina's on amina's
+
+  Scenario: A walk-in student not on the admin's list opts in with a marker in their server home
+    Given walkin has a new exFAT stick with a pershome folder
+    And walkin has put a ".persistent_home" file in their home on the LTSP server
+    When walkin plugs the stick into the "library" client
+    And walkin logs in at the "library" client and runs:
+      """
+      printf 'my own\n' > mine.txt; cat mine.txt
+      """
+    Then the session's home was on the stick
+    And the output is:
+      """
+      my own
+      """
+    When walkin pulls the stick from the "library" client
+    Then the host sees "mine.txt" in the stick's "/pershome" folder

@@ -1,5 +1,6 @@
 // The client base image (base.squashfs): debootstrap + the packages of scripts/base-packages, the
-// host's Node 20 repacked as a .deb, Debian's kernel modules (pruned), the lab users.
+// host's Node 20 repacked as a .deb, Debian's kernel modules (pruned); no users (they come
+// from the LTSP server at boot, as on a real LTSP client).
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -96,12 +97,7 @@ export function baseKey(kernel: GuestKernel): string {
   return keyOf({
     f: BASE_FORMAT,
     bootstrap: bootstrapKey(),
-    scripts: filesHash([
-      "scripts/base-provision.sh",
-      "scripts/base-packages",
-      "scripts/add-users.sh",
-      "scripts/lab-users",
-    ]),
+    scripts: filesHash(["scripts/base-provision.sh", "scripts/base-packages"]),
     kernel: kernel.version,
     modulesDep: sha256(readFileSync(join(kernel.modulesDir, "modules.dep"))),
     modules: clientModuleList(kernel),

@@ -31,6 +31,7 @@ export const BOOT_URL = `http://${SERVER_IP}/boot`;
 /** The kernel command line of a lab client (boot.ipxe). */
 export const CLIENT_CMDLINE = [
   "initrd=initrd.img",
+  "initrd=ltsp.img",
   "console=ttyS0,115200",
   "net.ifnames=0",
   "panic=-1",
@@ -45,6 +46,8 @@ export function bootIpxe(): string {
     "echo pershome lab client ${net0/mac}: loading the kernel and initrd over HTTP",
     `kernel ${BOOT_URL}/vmlinuz ${CLIENT_CMDLINE}`,
     `initrd ${BOOT_URL}/initrd.img`,
+    // LTSP's own: the server's users, ltsp.conf and LTSP's client code ("ltsp initrd"), over TFTP
+    `initrd tftp://${SERVER_IP}/ltsp/ltsp.img`,
     "boot",
     "",
   ].join("\n");

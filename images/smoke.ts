@@ -158,7 +158,7 @@ async function main(): Promise<void> {
       }
       const sec = (performance.now() - tBoot) / 1000;
       if (marks.kernel === undefined && c.includes("Linux version")) marks.kernel = sec;
-      if (marks.switchRoot === undefined && c.includes("switch_root to systemd")) marks.switchRoot = sec;
+      if (marks.switchRoot === undefined && c.includes("switch_root to ")) marks.switchRoot = sec;
       if (marks.agentUnit === undefined && c.includes("Started \x1b[0;1;39mpershome-lab-agent"))
         marks.agentUnit = sec;
     }, 200);

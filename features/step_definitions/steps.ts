@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import { Given, Then, When } from "@cucumber/cucumber";
+import { labPassword } from "../../lab/ltsp/admin.js";
 import { shellQuote } from "../../lab/ltsp/machine.js";
 import type { StickKind } from "../../lab/ltsp/stick.js";
 import type { LabWorld, SessionResult } from "../support/world.js";
 
 // Steps speak as the student or the admin would; each one does the real thing on a lab client
-// (a login through su -l runs the client's real PAM session stack) or on the host.
+// (a login is a password login through the client's whole PAM stack: LTSP's pamltsp checks the
+// password against the server and mounts the server's home, pershome mounts the stick over it)
+// or on the host.
 
 const HOME_MARK = "@@pershome-test-home@@";
 
@@ -15,12 +18,13 @@ function kindOf(word: string): StickKind {
   throw new Error(`unknown stick kind ${word} (FAT32 or exFAT)`);
 }
 
-/** Logs `user` in at `machine` (su -l), runs `script` in the home, logs out. */
+/** Logs `user` in at `machine` with their password, runs `script` in the home, logs out. */
 async function login(world: LabWorld, user: string, machine: string, script: string): Promise<SessionResult> {
   const m = world.lab.client(machine);
   // First line: the home's filesystem as the session sees it.
-  const wrapped = `printf '%s %s\\n' '${HOME_MARK}' "$(findmnt -n -o FSTYPE -T "$HOME")"\n${script}`;
-  const r = await m.asUser(user, wrapped, 180_000);
+  // (the last of findmnt's lines is the top-most mount: pershome's over pamltsp's SSHFS home)
+  const wrapped = `printf '%s %s\\n' '${HOME_MARK}' "$(findmnt -n -o FSTYPE -T "$HOME" | tail -n 1)"\n${script}`;
+  const r = await m.login(user, labPassword(user), wrapped, 180_000);
   const at = r.output.indexOf(HOME_MARK);
   if (at < 0) throw new Error(`${user} could not log in at ${machine} (rc ${r.rc}):\n${r.output}`);
   const lineEnd = r.output.indexOf("\n", at);
@@ -117,6 +121,21 @@ Then("the session's home was not on a stick", function (this: LabWorld) {
   assert.equal(s.rc, 0, `the commands failed:\n${s.output}`);
 });
 
+Then("the session's home was the LTSP server's, over SSHFS", function (this: LabWorld) {
+  // pamltsp mounted it at login; pershome left it alone
+  const s = this.lastSession();
+  assert.equal(s.homeFsType, "fuse.sshfs", `the home of ${s.user} at ${s.machine} was ${s.homeFsType}`);
+});
+
+Given(
+  "{word} has put a {string} file in their home on the LTSP server",
+  async function (this: LabWorld, user: string, name: string) {
+    await this.lab.server.succeed(
+      `install -m 0644 -o ${user} -g ${user} /dev/null /home/${user}/${shellQuote(name)}`,
+    );
+  },
+);
+
 Then("{word} was told {string}", function (this: LabWorld, user: string, words: string) {
   const s = this.lastSession();
   assert.equal(s.user, user);
@@ -169,10 +188,14 @@ When(
       // Bounded: about 30 s of appends, with a heartbeat outside the home.
       `i=0; while [ $i -lt 300 ]; do echo "line $i" >> ${shellQuote(log)}; i=$((i+1)); echo $i > /tmp/${user}.alive; sleep 0.1; done`,
     ].join("\n");
-    const session = m.execute(
-      `su -l ${user} -c ${shellQuote(script)} </dev/null >/tmp/${user}.session 2>&1; echo $? > /tmp/${user}.rc`,
-      300_000,
-    );
+    // The session runs on while the steps go on; its end is awaited after the pull.
+    const session = m.login(user, labPassword(user), script, 300_000).then(async (r) => {
+      await m.succeed(`echo ${r.rc} > /tmp/${user}.rc`);
+      return r;
+    });
+    // A scenario that fails before awaiting it leaves it behind: its end (the machine restored
+    // under it) must not surface as an unhandled rejection in the next scenario's hooks.
+    session.catch(() => undefined);
     this.running.set(user, session);
     await m.waitForFile(`/tmp/${user}.synced`, 120_000);
     await m.waitUntilSucceeds(`[ "$(cat /tmp/${user}.alive)" -ge 10 ]`, 30_000);
@@ -199,8 +222,8 @@ Then(
       `[ "$(cat /tmp/joseph.alive)" -gt ${before} ] || [ -e /tmp/joseph.rc ]`,
       20_000,
     );
-    await this.running.get("joseph");
-    this.attach(await m.succeed("cat /tmp/joseph.session; echo rc=$(cat /tmp/joseph.rc)"), "text/plain");
+    const r = (await this.running.get("joseph")) as { rc: number; output: string };
+    this.attach(`${r.output}\nrc=${r.rc}`, "text/plain");
     // Logout cleaned up: no layer on the home, no stick mount left.
     await m.waitUntilSucceeds(
       "! findmnt -rn -o TARGET | grep -E '^(/home/joseph|/run/pershome/joseph)'",

@@ -86,7 +86,24 @@ mount -t tmpfs -o mode=0755,nosuid,nodev run /newroot/run || fail "tmpfs /run"
 mkdir -p /newroot/run/lab/img /newroot/run/lab/base /newroot/run/lab/app /newroot/run/lab/rw
 for m in img base app rw; do mount --move /lab/$m /newroot/run/lab/$m || fail "move /lab/$m"; done
 [ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail "no /sbin/init in the image"
-log "switch_root to systemd"
+
+# ltsp.img (the second initrd boot.ipxe loads, made by `ltsp initrd` on the server) was unpacked
+# by the kernel next to this script: LTSP's client code, ltsp.conf and the server's users. As
+# LTSP's own initramfs does, put them in the root and let LTSP's init run first: it merges the
+# users (pwmerge), installs pamltsp, applies ltsp.conf, then hands over to systemd.
+init=/sbin/init
+if [ -x /usr/share/ltsp/client/init/init ] && [ -f /etc/ltsp/ltsp.conf ]; then
+  mkdir -p /newroot/etc/ltsp /newroot/usr/share/ltsp
+  cp -a /etc/ltsp/. /newroot/etc/ltsp/ || fail "copying ltsp.img's /etc/ltsp"
+  cp -a /usr/share/ltsp/. /newroot/usr/share/ltsp/ || fail "copying ltsp.img's /usr/share/ltsp"
+  init=/usr/share/ltsp/client/init/init
+  log "ltsp.img: $(grep -c . /etc/ltsp/passwd) accounts from the server; LTSP's init runs first"
+else
+  log "no ltsp.img (boot.ipxe did not load it): systemd directly, no LTSP users"
+fi
+# the PATH a distribution's initramfs hands on (LTSP's init calls pam-auth-update, sbin tools)
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+log "switch_root to $init"
 umount /proc /sys 2>/dev/null
 mount --move /dev /newroot/dev 2>/dev/null || umount /dev
-exec switch_root /newroot /sbin/init
+exec switch_root /newroot "$init"

@@ -26,7 +26,8 @@ mkdir -p /lib/modules
 cp -a /provision-in/modules "/lib/modules/$kver"
 depmod -a "$kver"
 
-bash /provision/scripts/add-users.sh
+# No user accounts here: as on an LTSP client they come from the server at boot (ltsp.img,
+# merged by LTSP's own init: pwmerge), and logins authenticate against the server (pamltsp).
 
 # network: the initramfs got an address by DHCP and configured eth0; nothing touches it after
 # switch_root (no networkd, no ifupdown: under TCG networkd took ~20 s to start). The initramfs

@@ -32,5 +32,6 @@ bash /provision/scripts/add-users.sh
 # works in a container; `ltsp kernel`, `ltsp nfs` do not (no loop mounts, no nfsd): see docs/lab-images.md.
 install -d /etc/ltsp
 install -m 0644 /provision/server/ltsp.conf /etc/ltsp/ltsp.conf
+install -m 0644 /provision/server/persistent_homes /etc/ltsp/persistent_homes
 ltsp initrd || echo "server-provision: ltsp initrd failed (continuing)" >&2
 ls -la /srv/tftp/ltsp 2>/dev/null || true

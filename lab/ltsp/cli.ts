@@ -6,7 +6,7 @@
 // ":" drive the lab; ":help" lists them. Everything is torn down on :quit, Ctrl-D or Ctrl-C.
 import { parseArgs } from "node:util";
 import { createInterface } from "node:readline/promises";
-import { adminSetup } from "./admin.js";
+import { adminSetup, labPassword } from "./admin.js";
 import { Lab } from "./lab.js";
 import type { Machine } from "./machine.js";
 import type { Stick, StickKind } from "./stick.js";
@@ -19,7 +19,8 @@ const HELP = `Lines run as root on the current client. Lab commands:
   :pull NAME                  pull it out (whatever the client is doing)
   :ls NAME [PATH]             list a folder of a pulled stick from the host (mtools / exfat-fuse)
   :fsck NAME                  check a pulled stick from the host
-  :login USER CMD             log USER in (su -l, the real PAM session), run CMD, log out
+  :login USER CMD             log USER in with the password (ssh to the client: pamltsp, SSHFS,
+                              pershome), run CMD, log out
   :console                    the current client's console, last lines
   :quit                       tear everything down`;
 
@@ -105,7 +106,13 @@ async function main(): Promise<void> {
             process.stdout.write((await stick(args[0]).fsck()).output + "\n");
             break;
           case "login": {
-            const r = await current.asUser(args[0] ?? "", args.slice(1).join(" ") || "true", 600_000);
+            const user = args[0] ?? "";
+            const r = await current.login(
+              user,
+              labPassword(user),
+              args.slice(1).join(" ") || "true",
+              600_000,
+            );
             process.stdout.write(r.output + (r.rc ? `[exit ${r.rc}]\n` : ""));
             break;
           }

@@ -154,6 +154,22 @@ export class Machine {
     return this.execute(`echo ${wrapped} | base64 -d | su -l ${shellQuote(user)} 2>&1`, timeoutMs);
   }
 
+  /**
+   * Logs `user` in with a password, as at the login screen of an LTSP client: ssh to the client
+   * itself, so the whole PAM stack runs — auth (pamltsp checks the password against the LTSP
+   * server and mounts the server's home over SSHFS), then the session (pershome mounts the stick
+   * over it) — and a terminal shows what PAM says. Runs `script` in that shell, logs out.
+   * Output: PAM's messages and the login banner, then the script's output; rc: the script's.
+   * Returns when the logout is over (sshd closes the PAM session after the client has gone).
+   */
+  async login(user: string, password: string, script: string, timeoutMs = 180_000): Promise<AgentResult> {
+    const b64 = (s: string): string => Buffer.from(s).toString("base64");
+    return this.execute(
+      `bash -c "$(echo ${b64(LOGIN_DRIVER)} | base64 -d)" lab-login ${shellQuote(user)} ${b64(password)} ${b64(script)}`,
+      timeoutMs,
+    );
+  }
+
   qmp(): QmpClient {
     return this.requireQmp();
   }
@@ -250,3 +266,32 @@ export class Machine {
 export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
+
+/**
+ * Drives one interactive ssh login on a pty (sshd shows PAM's session messages only to an
+ * interactive login, not to `ssh host command`). Everything typed ahead would be echoed by the
+ * pty, so the script is sent only after the shell has turned echo and prompts off and said so.
+ */
+const LOGIN_DRIVER = `
+set -u
+user=$1 pw=$(echo "$2" | base64 -d) script=$(echo "$3" | base64 -d)
+coproc S { SSHPASS=$pw exec sshpass -e ssh -tt -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \\
+  -o LogLevel=ERROR -o PubkeyAuthentication=no "$user@localhost" 2>&1; }
+exec 3>&"\${S[1]}" 4<&"\${S[0]}"
+pid=$S_PID
+printf '%s\\n' 'stty -echo -onlcr; set +H; PS1= PS2= PROMPT_COMMAND=; echo @@READY""@@' >&3
+ready=0
+while IFS= read -r -t 150 line <&4; do
+  printf '%s\\n' "\${line%$'\\r'}"
+  case $line in *@@READY@@*) ready=1; break ;; esac
+done
+if [ $ready = 0 ]; then echo "lab-login: $user's shell never became ready"; kill $pid 2>/dev/null; exit 255; fi
+# exec, not exit: a login shell's exit prints "logout"
+printf '{\\n%s\\n} </dev/null 2>&1\\nexec sh -c "exit $?"\\n' "$script" >&3
+cat <&4
+wait $pid; rc=$?
+# sshd closes the PAM session (pershome's logout: layer, then stick) after the client has gone;
+# a student at a real screen sees the logout finish. Wait for it the same way.
+for _ in $(seq 600); do pgrep -u root -f "^sshd: $user( |\\[|$)" >/dev/null || break; sleep 0.25; done
+exit $rc
+`;
