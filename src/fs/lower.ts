@@ -71,6 +71,12 @@ export interface Lower {
   writeNew(path: string, data: Buffer, sync: boolean): void;
   /** Appends to an existing file and, if asked, fsyncs it. */
   append(path: string, data: Buffer, sync: boolean): void;
+  /**
+   * Renames between these two calls are made durable together at `endRenames` (a batch of
+   * renames written behind). Optional: a lower without them makes each rename durable itself.
+   */
+  beginRenames?(): void;
+  endRenames?(): void;
 }
 
 /** statfs f_type of Linux's FAT driver (vfat, msdos). */
@@ -215,6 +221,10 @@ export class NodeLower implements Lower {
     // the moved file), then the rest of both folders (the new long name, the old entry's
     // removal), and only then let the replaced file go. Each step leaves a state fsck.fat
     // repairs without losing the old content or the new.
+    if (this.batch) {
+      this.renameInBatch(this.batch, from, to);
+      return;
+    }
     const held = this.openQuiet(to);
     try {
       fs.renameSync(b(from), b(to));
@@ -230,6 +240,55 @@ export class NodeLower implements Lower {
     } finally {
       if (held !== undefined) fs.closeSync(held);
     }
+  }
+
+  /** vfat renames since beginRenames: the replaced entries held open, what to fsync at the end */
+  private batch: { held: number[]; moved: Set<string>; dirs: Set<string> } | null = null;
+
+  beginRenames(): void {
+    if (this.vfat && !this.batch) this.batch = { held: [], moved: new Set(), dirs: new Set() };
+  }
+
+  /**
+   * The batch's share of rename()'s care on vfat, once for all: the moved files' entries (an
+   * fsync of each), then each folder once, and only then are the replaced files let go.
+   */
+  endRenames(): void {
+    const bt = this.batch;
+    if (!bt) return;
+    this.batch = null;
+    try {
+      for (const p of bt.moved) {
+        const fd = this.openQuiet(p); // gone when a later rename of the batch moved it on
+        if (fd === undefined) continue;
+        try {
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+      for (const d of bt.dirs) this.fsyncDir(d);
+    } finally {
+      for (const fd of bt.held) fs.closeSync(fd);
+    }
+  }
+
+  private renameInBatch(bt: NonNullable<NodeLower["batch"]>, from: string, to: string): void {
+    // bounded: each replaced file holds a descriptor until the batch ends
+    if (bt.held.length >= 256) {
+      this.endRenames();
+      this.beginRenames();
+      this.renameInBatch(this.batch!, from, to);
+      return;
+    }
+    const held = this.openQuiet(to);
+    if (held !== undefined) bt.held.push(held);
+    fs.renameSync(b(from), b(to));
+    bt.moved.delete(from);
+    bt.moved.add(to);
+    const dirOf = (p: string): string => p.slice(0, Math.max(p.lastIndexOf("/"), 0)) || "/";
+    bt.dirs.add(dirOf(to));
+    bt.dirs.add(dirOf(from));
   }
 
   /** An fd on an existing entry (file or folder), or undefined if there is none. */

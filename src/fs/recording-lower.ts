@@ -214,6 +214,13 @@ export class RecordingLower implements Lower {
     this.events.push({ op: "rename", fromDir: f.dir, from: f.name, toDir: t.dir, to: t.name });
   }
 
+  beginRenames(): void {
+    this.inner.beginRenames?.();
+  }
+  endRenames(): void {
+    this.inner.endRenames?.();
+  }
+
   setMtime(path: string, sec: number, nsec: number): void {
     this.inner.setMtime(path, sec, nsec);
     const id = this.idOfPath(path);

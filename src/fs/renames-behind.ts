@@ -109,20 +109,27 @@ export class RenamesBehind implements Lower {
       this.queue = [];
       this.moved.clear();
       this.above.clear();
-      // 2. the stick's renames, in the order they were made; 3. only then may the source
-      // names lose their records
-      for (const r of batch) {
-        try {
-          r.apply(this.inner);
-        } catch (err) {
-          log(
-            "error",
-            `could not rename ${showPath(r.from)} to ${showPath(r.to)} on the stick: ${String(err)}`,
-          );
-          continue;
+      // 2. the stick's renames, in the order they were made, durable together (the lower's
+      // batch: on vfat the moved entries and folders are written once for all); 3. only then
+      // may the source names lose their records
+      const renamed: QueuedRename[] = [];
+      this.inner.beginRenames?.();
+      try {
+        for (const r of batch) {
+          try {
+            r.apply(this.inner);
+            renamed.push(r);
+          } catch (err) {
+            log(
+              "error",
+              `could not rename ${showPath(r.from)} to ${showPath(r.to)} on the stick: ${String(err)}`,
+            );
+          }
         }
-        r.done();
+      } finally {
+        this.inner.endRenames?.();
       }
+      for (const r of renamed) r.done();
     } finally {
       this.settling = false;
     }
@@ -234,5 +241,11 @@ export class RenamesBehind implements Lower {
   append(path: string, data: Buffer, sync: boolean): void {
     this.beforeChange(path);
     this.inner.append(path, data, sync);
+  }
+  beginRenames(): void {
+    this.inner.beginRenames?.();
+  }
+  endRenames(): void {
+    this.inner.endRenames?.();
   }
 }

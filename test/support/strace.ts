@@ -24,9 +24,14 @@ export async function traceDuring(
   workload: () => Promise<void>,
 ): Promise<Trace> {
   const out = join(workDir, `strace-${pid}-${Date.now()}.txt`);
-  const st = spawn("strace", ["-f", "-e", `trace=${syscalls.join(",")}`, "-o", out, "-p", String(pid)], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  // -y: descriptors are shown with their paths (fsync(12</…/.pershome.meta.a>))
+  const st = spawn(
+    "strace",
+    ["-f", "-y", "-e", `trace=${syscalls.join(",")}`, "-o", out, "-p", String(pid)],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   let err = "";
   st.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
   const exited = new Promise<void>((res) => st.once("exit", () => res()));
