@@ -46,6 +46,11 @@ export interface TortureResult {
   seconds: number;
 }
 
+/** A run's tally before its first cut. */
+export function emptyResult(): TortureResult {
+  return { cuts: [], violations: 0, fsckRepairs: 0, checkRepairs: 0, workloadErrors: new Map(), seconds: 0 };
+}
+
 export interface TortureOptions {
   cuts: number;
   seed: number;
@@ -80,14 +85,7 @@ export async function runTorture(o: TortureOptions): Promise<TortureResult> {
   fs.mkdirSync(t.work, { recursive: true });
   fs.writeFileSync(journal, "");
   const tarball = makeTarball(t.work);
-  const result: TortureResult = {
-    cuts: [],
-    violations: 0,
-    fsckRepairs: 0,
-    checkRepairs: 0,
-    workloadErrors: new Map(),
-    seconds: 0,
-  };
+  const result = emptyResult();
   await t.create();
   try {
     for (let cut = 1; cut <= o.cuts; cut++) {

@@ -18,7 +18,7 @@ import { QmpClient } from "../ltsp/qmp.js";
 import { runInVm } from "../microvm/index.js";
 import { makeFat32Stick } from "../sticks/index.js";
 import { REPO } from "../fsx/target.js";
-import { logCut, type CutResult, type TortureOptions, type TortureResult } from "./cli.js";
+import { emptyResult, logCut, type CutResult, type TortureOptions, type TortureResult } from "./cli.js";
 import { cutPlan, MARK, tool } from "./steps.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -61,14 +61,7 @@ export async function runTortureVfat(o: TortureOptions): Promise<TortureResult> 
   const image = path.join(work, "stick.img");
   await makeFat32Stick(image, o.sizeMb);
   const qmpPath = path.join(work, "qmp.sock");
-  const result: TortureResult = {
-    cuts: [],
-    violations: 0,
-    fsckRepairs: 0,
-    checkRepairs: 0,
-    workloadErrors: new Map(),
-    seconds: 0,
-  };
+  const result = emptyResult();
 
   let qmp: QmpClient | undefined;
   let device: string | undefined = "usbstick0"; // qemu-args.ts names the stick plugged at boot so
