@@ -37,6 +37,19 @@ const CONTENT: Record<string, string> = { a: "content a", b: "content b", c: "co
 const MODES: Record<string, number> = { a: 0o600, b: 0o700, c: 0o640, e: 0o604 };
 const CONTROL_MODE = 0o611;
 
+/** Writes `count` small files straight onto the stick (name: a Python %-format of the index). */
+async function fillOnStick(dir: string, count: number, nameFormat: string): Promise<void> {
+  const r = await python(
+    `import os, sys
+d, n, fmt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for i in range(n):
+    with open(os.path.join(d, fmt % i), "w") as f: f.write(str(i))`,
+    [dir, String(count), nameFormat],
+    { timeoutMs: 600_000 },
+  );
+  expect(r.code, r.stderr).toBe(0);
+}
+
 describe.each(lowerKinds())("a hostile stick (%s)", (kind) => {
   const t = useLayer(kind, "hostile", { mount: { allowOther: true }, sizeMb: 512 });
   const mode = async (...p: string[]): Promise<string> => perms((await stat(t.p(...p))).mode);
@@ -389,15 +402,7 @@ describe.each(lowerKinds())("a hostile stick (%s)", (kind) => {
     async () => {
       const d = await t.dir("hundred-thousand");
       await t.unmount();
-      const r = await python(
-        `import os, sys
-d = sys.argv[1]
-for i in range(100000):
-    with open(os.path.join(d, "f%06d" % i), "w") as f: f.write(str(i))`,
-        [t.low(d)],
-        { timeoutMs: 600_000 },
-      );
-      expect(r.code, r.stderr).toBe(0);
+      await fillOnStick(t.low(d), 100_000, "f%06d");
       await t.mount();
       const t0 = Date.now();
       // in a child process: a listing this long must not block the test worker
@@ -503,15 +508,7 @@ print(n, modes.get(0o644, 0))`,
   it("lists 10,000 entries in one directory and keeps a mode among them", async () => {
     const d = await t.dir("ten-thousand");
     await t.unmount();
-    const r = await python(
-      `import os, sys
-d = sys.argv[1]
-for i in range(10000):
-    with open(os.path.join(d, "f%05d.txt" % i), "w") as f: f.write(str(i))`,
-      [t.low(d)],
-      { timeoutMs: 600_000 },
-    );
-    expect(r.code, r.stderr).toBe(0);
+    await fillOnStick(t.low(d), 10_000, "f%05d.txt");
     await t.mount();
     const t0 = Date.now();
     const names = await readdir(t.p(d));
