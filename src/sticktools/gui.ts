@@ -19,11 +19,18 @@ export const TITLES = {
   failed: "pershome: the stick was not prepared",
 } as const;
 
+/**
+ * One zenity dialog. Its exit code is the answer (0: OK, 1: Cancel/closed); anything else means
+ * zenity itself failed (no display, a crash): that is an error with zenity's own words, never
+ * taken for "cancelled".
+ */
 function zenity(args: string[]): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("zenity", args, { stdio: ["ignore", "pipe", "ignore"] });
+    const child = spawn("zenity", args, { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
+    let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.once("error", (e) =>
       reject(
         new StickError(
@@ -32,7 +39,30 @@ function zenity(args: string[]): Promise<{ code: number; stdout: string }> {
         ),
       ),
     );
-    child.once("exit", (code) => resolve({ code: code ?? 1, stdout: stdout.trim() }));
+    child.once("close", (code, signal) => {
+      // zenity says "cannot open display" and exits 1, the same code as Cancel
+      const noDisplay = /cannot open display/.test(stderr);
+      if ((code === 0 || code === 1) && !noDisplay) return resolve({ code, stdout: stdout.trim() });
+      if (noDisplay)
+        return reject(
+          new StickError(
+            "io-error",
+            `The helper could not open a window: there is no graphical display here (DISPLAY=${process.env.DISPLAY ?? "unset"}). Start it from the desktop menu ("pershome stick helper"), or use "pershome init" in a terminal.`,
+          ),
+        );
+      const why = signal ? `was stopped by ${signal}` : `failed (exit code ${code})`;
+      const said = stderr
+        .split("\n")
+        .filter((l) => l.trim() && !/Gtk-WARNING|Gdk-Message|dbind-WARNING/.test(l))
+        .slice(-3)
+        .join(" ");
+      reject(
+        new StickError(
+          "io-error",
+          `The dialog program (zenity) ${why}${said ? `: ${said}` : ""}. Nothing was changed by this step; try again, or use "pershome init" in a terminal.`,
+        ),
+      );
+    });
   });
 }
 
@@ -160,12 +190,15 @@ export async function guiCommand(a: GuiArgs, out: Output): Promise<number> {
       err instanceof StickError ? err.message : `Something unexpected went wrong: ${(err as Error).message}`;
     reason = err instanceof StickError ? err.reason : "io-error";
   }
-  // let the student see that something happened
-  const wait = 2500 - (Date.now() - shown);
+  // let the student see that something happened: zenity itself needs 1–1.5 s to show its
+  // window on a slow machine, so this leaves about two seconds of it on screen
+  const wait = 3500 - (Date.now() - shown);
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  if (progress) {
+  if (progress && progress.exitCode === null && progress.signalCode === null) {
     const p: ChildProcess = progress;
     const gone = new Promise<void>((r) => p.once("exit", () => r()));
+    // a progress window that died early must not take the helper with it (EPIPE)
+    p.stdin?.on("error", () => undefined);
     p.stdin?.end("100\n");
     const t = setTimeout(() => p.kill(), 3000);
     await gone;
