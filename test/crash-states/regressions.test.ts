@@ -62,6 +62,16 @@ const quiet = <T>(fn: () => T): T => {
   }
 };
 
+/** check (and --repair, if it finds problems) leaves the stick clean, `paths[0]` or another with `perm` */
+function keptThroughRepair(dir: string, cut: number, paths: string[], perm: string): void {
+  const report = checkHome(dir);
+  if (problems(report).length > 0) repairHome(report);
+  expect(problems(checkHome(dir)).map((f) => `cut ${cut}: ${f.kind} ${f.path}`)).toEqual([]);
+  const after = new HomeDriver(new NodeLower(Buffer.from(dir).toString("latin1")));
+  const v = paths.map((p) => after.view(p)).find((x) => x);
+  expect(v?.perm.toString(8), `cut ${cut}, after check`).toBe(perm);
+}
+
 describe("crash states that once lost a durable mode or file", () => {
   it("an editor's save by rename over a 0600 file keeps 0600 whether or not the rename survived", () => {
     const states = scenario(
@@ -113,9 +123,9 @@ describe("crash states that once lost a durable mode or file", () => {
     expect(checked).toBeGreaterThan(10);
   });
 
-  // KNOWN, not fixed yet (docs/robustness.md): a case-only rename goes through a stepping-stone
-  // name (for vfat), which has no record: a pull that leaves the file there shows it 0644.
-  it.fails("a case-only rename of a synced 0600 file keeps its mode at every cut", () => {
+  // A case-only rename goes through a stepping-stone name (for vfat); its record is written
+  // ahead with the target's (docs/format.md, rule 8): a pull that leaves the file there keeps its mode.
+  it("a case-only rename of a synced 0600 file keeps its mode at every cut", () => {
     const states = scenario(
       (d) => d.writeFile("readme", Buffer.from("text ".repeat(50)), { mode: 0o600, sync: true }),
       (d) => {
@@ -124,9 +134,32 @@ describe("crash states that once lost a durable mode or file", () => {
       },
     );
     quiet(() =>
-      states((d, cut) => {
+      states((d, cut, dir) => {
         const v = d.view("README") ?? d.view("readme");
         expect(v?.perm.toString(8), `cut ${cut}`).toBe("600");
+        if (cut >= synced) expect(d.view("README")?.perm.toString(8), `cut ${cut}`).toBe("600");
+        keptThroughRepair(dir, cut, ["README", "readme"], "600");
+      }),
+    );
+  });
+
+  it("a case-only rename of a synced 0700 folder keeps its mode at every cut", () => {
+    const states = scenario(
+      (d) => {
+        d.mkdir("mail", 0o700);
+        d.writeFile("mail/inbox", Buffer.from("hello\n"), { mode: 0o600, sync: true });
+      },
+      (d) => {
+        d.rename("mail", "Mail");
+        d.fsyncdir("");
+      },
+    );
+    quiet(() =>
+      states((d, cut, dir) => {
+        const v = d.view("Mail") ?? d.view("mail");
+        expect(v?.perm.toString(8), `cut ${cut}`).toBe("700");
+        if (cut >= synced) expect(d.view("Mail")?.perm.toString(8), `cut ${cut}`).toBe("700");
+        keptThroughRepair(dir, cut, ["Mail", "mail"], "700");
       }),
     );
   });

@@ -214,8 +214,11 @@ export function rename(
     parent === newParent &&
     target !== srcEntry.stored &&
     foldOfBytes(target) === foldOfBytes(srcEntry.stored);
+  // vfat ignores a case-only rename: it goes through a stepping-stone name, chosen now so
+  // that its record can go to the stick ahead with the target's (format rule 8)
+  const step = caseOnly ? steppingStone(L.lower, dirPath, target) : null;
   const stickRename = (lower: Lower): void =>
-    caseOnly ? caseOnlyRename(lower, srcPath, dirPath, target) : lower.rename(srcPath, dstPath);
+    step !== null ? caseOnlyRename(lower, srcPath, dirPath, target, step) : lower.rename(srcPath, dstPath);
   // A record the stick may hold is at stake: the records as they are after the rename go to
   // the stick first (format rule 6). A pull that keeps them but not the rename finds the
   // earlier records in the log, matching the files still there (DirMeta.fallback); written
@@ -231,6 +234,13 @@ export function rename(
   // The moved entry's record follows it (same fingerprint); a replaced target's record must
   // not stay behind.
   const moved: MetaRecord | undefined = record && { ...record, name: target, ctime: t };
+  // the same record under the stepping stone, for a pull between the stick's two renames
+  const stepRecord: MetaRecord | undefined = moved && step !== null ? { ...moved, name: step } : undefined;
+  /** the stepping stone is gone from the stick: so goes its record (unless reused since) */
+  const stepDone = (): void => {
+    if (stepRecord && dstIndex.meta.get(stepRecord.name) === stepRecord)
+      dstIndex.meta.delete(stepRecord.name);
+  };
   // A folder's rename moves every path under it, and replacing a hard link's last name
   // removes its data (dropLinkName), which must not precede the stick's rename: both are done
   // at once, after any queued rename.
@@ -239,10 +249,12 @@ export function rename(
       srcIndex.meta.delete(srcEntry.stored);
       if (moved) dstIndex.meta.set(moved);
       else dstIndex.meta.delete(target);
+      if (stepRecord) dstIndex.meta.set(stepRecord);
       L.flushMeta(dstIndex.meta, true);
     }
     stickRename(L.lower);
     srcIndex.meta.delete(srcEntry.stored);
+    stepDone();
   } else {
     // A file's rename is written behind (src/fs/renames-behind.ts): answered now, done on the
     // stick with the next batch, after one fsync of the target log for the whole batch. Until
@@ -261,6 +273,7 @@ export function rename(
         srcIndex.keep.delete(srcStored);
         // unless a later rename gave the name a record of its own
         if (srcMeta.get(srcStored) === record) srcMeta.delete(srcStored);
+        stepDone();
       },
     });
     srcIndex.keep.add(srcStored);
@@ -281,6 +294,8 @@ export function rename(
   newParent.children.set(newName, src);
   if (moved) dstIndex.meta.set(moved);
   else dstIndex.meta.delete(target);
+  // (a folder's stepping stone is gone already; a file's goes with its queued rename)
+  if (stepRecord && !src.isDir && dst?.kind !== "h") dstIndex.meta.set(stepRecord);
   src.desc = null;
   L.touchDir(parent);
   if (newParent !== parent) L.touchDir(newParent);
@@ -289,19 +304,35 @@ export function rename(
 /**
  * Linux's vfat ignores a rename that only changes case (readme.md -> README.md), so it goes
  * through a stepping-stone name: the target plus twin marks, which decodes to the very same
- * user name, so a crash between the two steps still shows the file under its new name.
+ * user name, so a crash between the two steps still shows the file under its new name (and,
+ * its record written ahead under that name, as it was: docs/format.md, rule 8). Null when
+ * every such name is taken or too long: the stick's rename is then tried directly.
  */
-function caseOnlyRename(lower: Lower, srcPath: string, dirPath: string, target: string): void {
+function steppingStone(lower: Lower, dirPath: string, target: string): string | null {
   const targetUnicode = bytesToStored(target) ?? target;
   for (let marks = 1; marks < 64; marks++) {
-    const step = storedToBytes(twinVariant(targetUnicode, marks));
-    if (twinVariant(targetUnicode, marks).length > MAX_STORED_UNITS) break; // best effort: rename directly
-    if (lower.stat(dirPath + step)) continue;
-    lower.rename(srcPath, dirPath + step);
-    lower.rename(dirPath + step, dirPath + target);
+    const unicode = twinVariant(targetUnicode, marks);
+    if (unicode.length > MAX_STORED_UNITS) break;
+    const step = storedToBytes(unicode);
+    if (!lower.stat(dirPath + step)) return step;
+  }
+  return null;
+}
+
+/**
+ * The stick's two renames of a case-only rename, through `step` (steppingStone). The stick is
+ * asked again: a name taken since would be replaced by the first rename. (Nothing the layer
+ * does takes it: a create applies the queued renames first, and a queued rename to that
+ * name made the choice see it.)
+ */
+function caseOnlyRename(lower: Lower, srcPath: string, dirPath: string, target: string, step: string): void {
+  const via = lower.stat(dirPath + step) ? steppingStone(lower, dirPath, target) : step;
+  if (via === null) {
+    lower.rename(srcPath, dirPath + target);
     return;
   }
-  lower.rename(srcPath, dirPath + target);
+  lower.rename(srcPath, dirPath + via);
+  lower.rename(dirPath + via, dirPath + target);
 }
 
 function placeholder(id: string): Buffer {
