@@ -120,14 +120,20 @@ describe.each(lowerKinds())("names on a %s lower", (kind) => {
     expect(await readFile(t.p(d, "notes"), "utf8")).toBe("lower");
   });
 
-  it("renames a file to a different case of its own name", async () => {
+  it("renames a file and a folder to a different case of their own names, modes kept", async () => {
     const d = await t.dir("case-rename");
     await writeFile(t.p(d, "readme.md"), "content");
+    await chmod(t.p(d, "readme.md"), 0o600);
+    await mkdir(t.p(d, "mail"), 0o700);
     await rename(t.p(d, "readme.md"), t.p(d, "README.md"));
-    expect(await readdir(t.p(d))).toEqual(["README.md"]);
+    await rename(t.p(d, "mail"), t.p(d, "Mail"));
+    expect((await readdir(t.p(d))).sort()).toEqual(["Mail", "README.md"]);
     await t.remount();
-    expect(await readdir(t.p(d))).toEqual(["README.md"]);
+    expect((await readdir(t.p(d))).sort()).toEqual(["Mail", "README.md"]);
     expect(await readFile(t.p(d, "README.md"), "utf8")).toBe("content");
+    // the stepping-stone name's record (docs/format.md, rule 8) is gone, the modes stayed
+    expect((await stat(t.p(d, "README.md"))).mode & 0o7777).toBe(0o600);
+    expect((await stat(t.p(d, "Mail"))).mode & 0o7777).toBe(0o700);
   });
 
   it("renames between encoded names and removes them", async () => {

@@ -108,6 +108,15 @@ describe("the POSIX suite on FAT32 with the kernel's vfat driver (micro-VM)", ()
           .sort(),
       ).toEqual(["Makefile", `makefile${TWIN}`, `MAKEFILE${TWIN}${TWIN}`].map(show).sort());
       expect((await mtype(img, `${home}/${twins}/makefile${TWIN}`)).toString()).toBe("second\n");
+      // The case-only renames went through their stepping stones and ended under the new case.
+      const [cased] = await subdirs(img, home, "case-rename");
+      expect(cased).toBeDefined();
+      expect(
+        (await mdirNames(img, `${home}/${cased}`))
+          .filter((n) => !isReserved(n))
+          .map(show)
+          .sort(),
+      ).toEqual(["Mail", "README.md"].map(show));
     },
   );
 
