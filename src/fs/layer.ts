@@ -420,6 +420,11 @@ export class Layer {
         log("error", `could not write metadata: ${String(err)}; will retry`);
       }
     }
+    try {
+      this.lower.settleRemoved?.(); // vfat: removed files let go once their folders are written
+    } catch (err) {
+      log("error", `could not write removals to the stick: ${String(err)}`);
+    }
   }
 
   /** Writes a log's pending records, after any queued rename (whose records may be in it). */

@@ -77,24 +77,40 @@ export interface Lower {
    */
   beginRenames?(): void;
   endRenames?(): void;
+  /**
+   * Makes the removals made so far durable and lets the removed files' space go (vfat: see
+   * NodeLower.unlink). Optional: a lower without it frees space at the removal itself.
+   */
+  settleRemoved?(): void;
 }
 
 /** statfs f_type of Linux's FAT driver (vfat, msdos). */
 const MSDOS_SUPER_MAGIC = 0x4d44;
 
+/** at most this many removed files and folders held open on vfat (see NodeLower.unlink) */
+const MAX_HELD_REMOVED = 256;
+
+const dirOf = (p: string): string => p.slice(0, Math.max(p.lastIndexOf("/"), 0)) || "/";
+
 /** The real stick: synchronous node:fs calls. */
 export class NodeLower implements Lower {
   /** The stick is under the kernel's vfat driver: renames need care (see rename). */
   private readonly vfat: boolean;
+  /** the stick's cluster size (statfs f_bsize on vfat), 0 if unknown */
+  private readonly clusterSize: number;
 
   constructor(readonly root: string) {
     let type = 0;
+    let bsize = 0;
     try {
-      type = Number(fs.statfsSync(b(root)).type);
+      const st = fs.statfsSync(b(root));
+      type = Number(st.type);
+      bsize = Number(st.bsize);
     } catch {
       /* checked by whoever mounts; any later call reports the problem */
     }
     this.vfat = type === MSDOS_SUPER_MAGIC;
+    this.clusterSize = bsize;
   }
 
   /** lstat, or null when the entry does not exist. */
@@ -127,7 +143,10 @@ export class NodeLower implements Lower {
 
   /** open(), also giving the facts of the file just opened (from the same fstat). */
   openFacts(path: string, flags: number, mode = 0o644): { fd: number; facts: StoredFacts } {
-    const fd = fs.openSync(b(path), flags | C.O_NOFOLLOW | C.O_NONBLOCK, mode);
+    // on vfat a truncation must be written at once (see ftruncate): open, then ftruncate
+    const trunc = this.vfat && (flags & C.O_TRUNC) !== 0 && (flags & 3) /* O_ACCMODE */ !== C.O_RDONLY;
+    if (trunc) flags &= ~C.O_TRUNC;
+    const fd = this.roomy(() => fs.openSync(b(path), flags | C.O_NOFOLLOW | C.O_NONBLOCK, mode));
     let st: fs.BigIntStats;
     try {
       st = fs.fstatSync(fd, { bigint: true });
@@ -138,6 +157,15 @@ export class NodeLower implements Lower {
     if (!st.isFile()) {
       fs.closeSync(fd);
       throw Object.assign(new Error(`not a regular file: ${path}`), { code: "EACCES" });
+    }
+    if (trunc) {
+      try {
+        this.truncateKnown(fd, 0, Number(st.size));
+        st = fs.fstatSync(fd, { bigint: true });
+      } catch (err) {
+        fs.closeSync(fd);
+        throw err;
+      }
     }
     return { fd, facts: factsOf(st) };
   }
@@ -161,23 +189,45 @@ export class NodeLower implements Lower {
   }
 
   write(fd: number, data: Buffer, position: number | null): number {
-    return fs.writeSync(fd, data, 0, data.length, position);
+    return this.roomy(() => fs.writeSync(fd, data, 0, data.length, position));
   }
 
   fsync(fd: number): void {
+    this.settleRemoved();
     fs.fsyncSync(fd);
   }
 
   fdatasync(fd: number): void {
+    this.settleRemoved();
     fs.fdatasyncSync(fd);
   }
 
   ftruncate(fd: number, size: number): void {
-    fs.ftruncateSync(fd, size);
+    if (!this.vfat) {
+      fs.ftruncateSync(fd, size);
+      return;
+    }
+    this.truncateKnown(fd, size, Number(fs.fstatSync(fd, { bigint: true }).size));
+  }
+
+  /**
+   * vfat frees the clusters a truncation cuts off in the FAT at once (and the next fsync of
+   * anything writes that FAT), but writes the file's new size and start cluster into its entry
+   * only when the inode is written back: until then the stick's entry still claims the freed
+   * clusters, and a file that takes them and is fsync'd ends up sharing them with it after a
+   * pull (fsck.fat then truncates one of the two). So a truncation that frees clusters is
+   * fsync'd at once (the entry goes to the stick before the FAT). Nothing else can allocate in
+   * between: the layer is the stick's only writer, one call at a time.
+   */
+  private truncateKnown(fd: number, size: number, before: number): void {
+    this.roomy(() => fs.ftruncateSync(fd, size));
+    const cs = this.clusterSize || 1;
+    if (Math.ceil(size / cs) < Math.ceil(before / cs)) fs.fsyncSync(fd);
   }
 
   /** fsync a directory, so that new and removed entries in it are on the stick. */
   fsyncDir(path: string): void {
+    this.settleRemoved();
     const fd = fs.openSync(b(path), C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
     try {
       fs.fsyncSync(fd);
@@ -187,23 +237,105 @@ export class NodeLower implements Lower {
   }
 
   mkdir(path: string): void {
-    fs.mkdirSync(b(path), 0o755);
+    this.roomy(() => fs.mkdirSync(b(path), 0o755));
   }
 
   rmdir(path: string): void {
-    fs.rmdirSync(b(path));
+    this.removeHolding(path, () => fs.rmdirSync(b(path)));
   }
 
+  /**
+   * On vfat a removal holds the removed file open until its folder is on the stick. Linux's vfat
+   * takes the entry out only in the folder's buffer (written when the folder is written back or
+   * fsync'd), but frees the file's clusters in the FAT as soon as the inode goes, and any fsync
+   * writes the FAT: a file written and fsync'd next could take those clusters while the stick
+   * still holds the old entry pointing at them, and after a pull fsck.fat truncates one of the
+   * two (found by the FAT32 torture: a synced file lost its content to a metadata log's old
+   * slot). An open file keeps its clusters; `settleRemoved` fsyncs the folders, then lets go.
+   */
   unlink(path: string): void {
-    fs.unlinkSync(b(path));
+    this.removeHolding(path, () => fs.unlinkSync(b(path)));
   }
 
   /** unlink that is quiet when the file is already gone. */
   unlinkIfExists(path: string): void {
+    this.removeHolding(path, () => {
+      try {
+        fs.unlinkSync(b(path));
+      } catch (err) {
+        if (!hasCode(err, "ENOENT")) throw err;
+      }
+    });
+  }
+
+  /** vfat removals not yet settled: the removed files held open, and their folders by path */
+  private removed: { held: number[]; dirs: Map<string, number> } = { held: [], dirs: new Map() };
+
+  private removeHolding(path: string, remove: () => void): void {
+    if (!this.vfat) {
+      remove();
+      return;
+    }
+    if (this.removed.held.length >= MAX_HELD_REMOVED) this.settleRemoved();
+    let held: number | undefined;
     try {
-      fs.unlinkSync(b(path));
+      held = this.openQuiet(path);
+      if (held === undefined) {
+        remove(); // nothing there (unlink says so; unlinkIfExists is quiet)
+        return;
+      }
+    } catch {
+      // cannot be held open: removed and made durable at once instead
+      remove();
+      this.fsyncDir(dirOf(path));
+      return;
+    }
+    try {
+      remove();
     } catch (err) {
-      if (!hasCode(err, "ENOENT")) throw err;
+      fs.closeSync(held);
+      throw err;
+    }
+    this.removed.held.push(held);
+    const dir = dirOf(path);
+    if (!this.removed.dirs.has(dir)) {
+      // the folder held too: its fsync still works if it is itself removed or renamed meanwhile
+      try {
+        this.removed.dirs.set(dir, fs.openSync(b(dir), C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW));
+      } catch (err) {
+        this.settleRemoved();
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * The removals' folders fsync'd (every one before any file goes: a removed folder's own
+   * removed entries included), then the removed files closed: their clusters are freed now
+   * that no entry on the stick points at them. Called by every fsync, the layer's 2-second
+   * flush and unmount, at more than MAX_HELD_REMOVED, and when the stick is full.
+   */
+  settleRemoved(): void {
+    const r = this.removed;
+    if (r.held.length === 0 && r.dirs.size === 0) return;
+    this.removed = { held: [], dirs: new Map() };
+    try {
+      for (const fd of r.dirs.values()) fs.fsyncSync(fd);
+    } finally {
+      // also when an fsync failed: the stick is failing, and holding on would leak descriptors
+      for (const fd of r.held) fs.closeSync(fd);
+      for (const fd of r.dirs.values()) fs.closeSync(fd);
+    }
+  }
+
+  /** Runs a call that may need space; when the stick is full, frees what removals hold and retries. */
+  private roomy<T>(call: () => T): T {
+    try {
+      return call();
+    } catch (err) {
+      if (!hasCode(err, "ENOSPC") || this.removed.held.length === 0) throw err;
+      this.settleRemoved();
+      return call();
     }
   }
 
@@ -234,7 +366,6 @@ export class NodeLower implements Lower {
       } finally {
         fs.closeSync(moved);
       }
-      const dirOf = (p: string): string => p.slice(0, Math.max(p.lastIndexOf("/"), 0)) || "/";
       this.fsyncDir(dirOf(to));
       if (dirOf(from) !== dirOf(to)) this.fsyncDir(dirOf(from));
     } finally {
@@ -286,7 +417,6 @@ export class NodeLower implements Lower {
     fs.renameSync(b(from), b(to));
     bt.moved.delete(from);
     bt.moved.add(to);
-    const dirOf = (p: string): string => p.slice(0, Math.max(p.lastIndexOf("/"), 0)) || "/";
     bt.dirs.add(dirOf(to));
     bt.dirs.add(dirOf(from));
   }
@@ -334,7 +464,7 @@ export class NodeLower implements Lower {
   writeNew(path: string, data: Buffer, sync: boolean): void {
     const fd = this.createExclusive(path, C.O_WRONLY);
     try {
-      if (data.length > 0) fs.writeSync(fd, data, 0, data.length, 0);
+      if (data.length > 0) this.roomy(() => fs.writeSync(fd, data, 0, data.length, 0));
       if (sync) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
@@ -350,7 +480,8 @@ export class NodeLower implements Lower {
     const fd = fs.openSync(b(path), C.O_WRONLY | C.O_APPEND | C.O_NOFOLLOW | C.O_NONBLOCK);
     try {
       let done = 0;
-      while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, null);
+      while (done < data.length)
+        done += this.roomy(() => fs.writeSync(fd, data, done, data.length - done, null));
       if (sync) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

@@ -220,6 +220,9 @@ export class RecordingLower implements Lower {
   endRenames(): void {
     this.inner.endRenames?.();
   }
+  settleRemoved(): void {
+    this.inner.settleRemoved?.();
+  }
 
   setMtime(path: string, sec: number, nsec: number): void {
     this.inner.setMtime(path, sec, nsec);

@@ -248,4 +248,7 @@ export class RenamesBehind implements Lower {
   endRenames(): void {
     this.inner.endRenames?.();
   }
+  settleRemoved(): void {
+    this.inner.settleRemoved?.();
+  }
 }

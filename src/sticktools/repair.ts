@@ -459,6 +459,7 @@ function repair(report: Report, now: Date): RepairResult {
   } catch {
     /* the items are there; only the listing is missing */
   }
+  lower.settleRemoved(); // vfat: what the repair removed, durable before its space is reused
   res.lostFound = lf.listed;
   return res;
 }
