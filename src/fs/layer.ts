@@ -421,7 +421,9 @@ export class Layer {
       }
     }
     try {
-      this.lower.settleRemoved?.(); // vfat: removed files let go once their folders are written
+      // vfat: removed files let go once their folders are written (the 2-second flush only
+      // when removals pause for a second)
+      this.lower.settleRemoved?.(sync ? 0 : 1000);
     } catch (err) {
       log("error", `could not write removals to the stick: ${String(err)}`);
     }

@@ -79,9 +79,10 @@ export interface Lower {
   endRenames?(): void;
   /**
    * Makes the removals made so far durable and lets the removed files' space go (vfat: see
-   * NodeLower.unlink). Optional: a lower without it frees space at the removal itself.
+   * NodeLower.unlink); with `ifIdleMs`, only if no removal came in that many milliseconds.
+   * Optional: a lower without it frees space at the removal itself.
    */
-  settleRemoved?(): void;
+  settleRemoved?(ifIdleMs?: number): void;
 }
 
 /** statfs f_type of Linux's FAT driver (vfat, msdos). */
@@ -270,6 +271,8 @@ export class NodeLower implements Lower {
 
   /** vfat removals not yet settled: the removed files held open, and their folders by path */
   private removed: { held: number[]; dirs: Map<string, number> } = { held: [], dirs: new Map() };
+  /** when the last removal was held (Date.now()) */
+  private lastRemoved = 0;
 
   private removeHolding(path: string, remove: () => void): void {
     if (!this.vfat) {
@@ -297,6 +300,7 @@ export class NodeLower implements Lower {
       throw err;
     }
     this.removed.held.push(held);
+    this.lastRemoved = Date.now();
     const dir = dirOf(path);
     if (!this.removed.dirs.has(dir)) {
       // the folder held too: its fsync still works if it is itself removed or renamed meanwhile
@@ -312,12 +316,14 @@ export class NodeLower implements Lower {
   /**
    * The removals' folders fsync'd (every one before any file goes: a removed folder's own
    * removed entries included), then the removed files closed: their clusters are freed now
-   * that no entry on the stick points at them. Called by every fsync, the layer's 2-second
-   * flush and unmount, at more than MAX_HELD_REMOVED, and when the stick is full.
+   * that no entry on the stick points at them. Called by every fsync, unmount, the layer's
+   * 2-second flush once removals pause (not in the middle of an `rm -r`: each settle writes
+   * the FAT and every folder), at more than MAX_HELD_REMOVED, and when the stick is full.
    */
-  settleRemoved(): void {
+  settleRemoved(ifIdleMs = 0): void {
     const r = this.removed;
     if (r.held.length === 0 && r.dirs.size === 0) return;
+    if (ifIdleMs > 0 && Date.now() - this.lastRemoved < ifIdleMs) return;
     this.removed = { held: [], dirs: new Map() };
     try {
       for (const fd of r.dirs.values()) fs.fsyncSync(fd);

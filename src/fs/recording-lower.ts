@@ -220,8 +220,8 @@ export class RecordingLower implements Lower {
   endRenames(): void {
     this.inner.endRenames?.();
   }
-  settleRemoved(): void {
-    this.inner.settleRemoved?.();
+  settleRemoved(ifIdleMs?: number): void {
+    this.inner.settleRemoved?.(ifIdleMs);
   }
 
   setMtime(path: string, sec: number, nsec: number): void {

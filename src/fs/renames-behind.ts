@@ -248,7 +248,7 @@ export class RenamesBehind implements Lower {
   endRenames(): void {
     this.inner.endRenames?.();
   }
-  settleRemoved(): void {
-    this.inner.settleRemoved?.();
+  settleRemoved(ifIdleMs?: number): void {
+    this.inner.settleRemoved?.(ifIdleMs);
   }
 }
