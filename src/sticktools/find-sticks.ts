@@ -75,7 +75,15 @@ export function findSticks(): StickCandidate[] {
   };
   let list: StickCandidate[];
   try {
-    list = candidatesFromLsblk(r.stdout, probeDevice, mountpointOf);
+    // a device that does not answer is left out, not the whole list
+    const probe = (dev: string): { type: string; label: string } => {
+      try {
+        return probeDevice(dev);
+      } catch {
+        return { type: "", label: "" };
+      }
+    };
+    list = candidatesFromLsblk(r.stdout, probe, mountpointOf);
   } catch {
     return []; // not lsblk's JSON: as if it had failed
   }

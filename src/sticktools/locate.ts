@@ -49,11 +49,18 @@ export type FsKind = "vfat" | "exfat" | "pershome" | "other";
 
 /** blkid's TYPE and LABEL of a device ("" when it cannot tell). */
 export function probeDevice(device: string): { type: string; label: string } {
+  // A slow stick on a busy machine can take seconds to answer; a probe cut short must not be
+  // taken for "no filesystem" (init would then call a FAT stick "not FAT").
   const r = spawnSync("blkid", blkidArgs(device), {
     encoding: "utf8",
-    timeout: 10_000,
+    timeout: 60_000,
     killSignal: "SIGKILL",
   });
+  if (r.error || r.signal)
+    throw new StickError(
+      "io-error",
+      `${device} did not answer in time (blkid ${r.signal ? "was stopped after 60 s" : `failed: ${r.error?.message}`}). Check that the stick is plugged in properly, wait a moment and try again.`,
+    );
   const { fstype, label } = parseBlkidExport(r.stdout ?? "");
   return { type: fstype, label };
 }
