@@ -1,9 +1,11 @@
 /**
- * Inodes as the kernel knows them. Numbers are handed out once and never reused while
+ * Inodes as the kernel knows them. Node ids are handed out once and never reused while
  * mounted (generation stays 0). A file with several hard links is one inode, keyed by its
- * link id, whatever name it was reached by.
+ * link id, whatever name it was reached by. The inode number users see (st_ino) is another
+ * number, stable across mounts: src/fs/ino-numbers.ts.
  */
 import type { Description } from "../format/describe.js";
+import { InoNumbers, ROOT_NUMBER } from "./ino-numbers.js";
 import type { Kind } from "../format/records.js";
 import type { DirIndex } from "./dir-index.js";
 
@@ -37,11 +39,14 @@ class InodeExtra {
 
 export class Inode {
   nlookup = 0;
+  /** the number users see (st_ino, d_ino), set by InodeTable.add; 0 for the hidden area */
+  stIno = 0;
   /** false once its last name is gone */
   linked = true;
   private x: InodeExtra | null = null;
 
   constructor(
+    /** the FUSE node id */
     readonly ino: number,
     /** parent directory; null for the root and for hard-linked files (data in .pershome/links) */
     public parent: Inode | null,
@@ -153,15 +158,23 @@ export class InodeTable {
   private readonly byIno = new Map<number, Inode>();
   /** hard-linked files by link id */
   readonly byLink = new Map<string, Inode>();
+  /** the st_ino numbers of the inodes in the table */
+  readonly numbers = new InoNumbers();
 
-  add(make: (ino: number) => Inode): Inode {
+  /**
+   * Adds a new inode, made with the next node id; it shows the number `wanted` (numberOfPath
+   * of where it is on the stick), or the next free one if another inode has it.
+   */
+  add(wanted: number, make: (ino: number) => Inode): Inode {
     const inode = make(this.next++);
+    inode.stIno = this.numbers.claim(wanted);
     this.byIno.set(inode.ino, inode);
     if (inode.linkId) this.byLink.set(inode.linkId, inode);
     return inode;
   }
 
   addRoot(inode: Inode): void {
+    inode.stIno = ROOT_NUMBER;
     this.byIno.set(inode.ino, inode);
   }
 
@@ -171,6 +184,7 @@ export class InodeTable {
 
   /** Drops an inode the kernel no longer references. */
   drop(inode: Inode): void {
+    if (this.byIno.get(inode.ino) === inode) this.numbers.release(inode.stIno);
     this.byIno.delete(inode.ino);
     if (inode.linkId && this.byLink.get(inode.linkId) === inode) this.byLink.delete(inode.linkId);
     const parent = inode.parent;

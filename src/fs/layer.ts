@@ -12,6 +12,7 @@ import { showPath, warnOnce, log } from "../log.js";
 import { DirIndex, foldOfBytes } from "./dir-index.js";
 import type { DirMeta } from "./dir-meta.js";
 import { E, fail, hasCode } from "./errors.js";
+import { numberOfPath } from "./ino-numbers.js";
 import { Inode, InodeTable, ROOT_INO } from "./inode.js";
 import type { Lower } from "./lower.js";
 import { RenamesBehind } from "./renames-behind.js";
@@ -108,6 +109,39 @@ export class Layer {
     return this.pathOf(inode.parent) + "/" + inode.stored;
   }
 
+  /**
+   * The inode number wanted by whatever is at a stored path (from pathOf): a hash of the path
+   * below the stick's folder, so the same wherever the stick is mounted.
+   */
+  numberAt(path: string): number {
+    return numberOfPath(path.slice(this.lower.root.length));
+  }
+
+  /**
+   * The inode number readdir tells for a name (d_ino), without making an inode: the one a
+   * lookup would show now. (A record that turns out stale at lookup, or a number taken in
+   * between, can still make them differ; both are rare and change only the number.)
+   */
+  numberOfName(dir: Inode, name: string): number {
+    const known = dir.children.get(name);
+    if (known && this.inodes.get(known.ino) === known) return known.stIno;
+    const index = this.dirIndex(dir);
+    const entry = index.byUser.get(name);
+    if (!entry) return 0;
+    const rec = index.meta.get(entry.stored);
+    if (rec?.kind === "h" && rec.linkId) {
+      const link = this.inodes.byLink.get(rec.linkId);
+      if (link) return link.stIno;
+      return this.inodes.numbers.peek(this.numberAt(this.linkPath(rec.linkId)));
+    }
+    return this.inodes.numbers.peek(this.numberAt(this.pathOf(dir) + "/" + entry.stored));
+  }
+
+  /** where a hard-linked file's data is */
+  private linkPath(id: string): string {
+    return this.pathOf(this.links) + "/" + id;
+  }
+
   dirIndex(dir: Inode): DirIndex {
     if (dir.dir) return dir.dir;
     if (!dir.isDir) fail(E.ENOTDIR);
@@ -199,7 +233,7 @@ export class Layer {
 
   attr(inode: Inode, desc = this.describe(inode)): Attr {
     return {
-      ino: inode.ino,
+      ino: inode.stIno,
       mode: desc.mode,
       nlink: inode.linked ? inode.nlink : 0,
       uid: this.opts.uid,
@@ -266,7 +300,7 @@ export class Layer {
     if (rec?.kind === "h" && rec.linkId) inode = this.linkInode(rec.linkId, path);
     if (!inode) {
       const kind: Kind = rec && rec.kind !== "h" ? rec.kind : facts.isDir ? "d" : "f";
-      inode = this.inodes.add((ino) => new Inode(ino, dir, name, entry.stored, kind));
+      inode = this.inodes.add(this.numberAt(path), (ino) => new Inode(ino, dir, name, entry.stored, kind));
     }
     dir.children.set(name, inode);
     // a hard-linked file's facts are those of its data in .pershome/links, not of this name
@@ -291,7 +325,10 @@ export class Layer {
       );
       return null;
     }
-    return this.inodes.add((ino) => new Inode(ino, this.links, id, id, "h", id));
+    return this.inodes.add(
+      this.numberAt(this.linkPath(id)),
+      (ino) => new Inode(ino, this.links, id, id, "h", id),
+    );
   }
 
   /**

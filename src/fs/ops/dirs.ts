@@ -2,6 +2,7 @@
 import type { Dirent, DirentPlus, StatfsInfo } from "../../native/types.js";
 import type { DirHandle } from "../handles.js";
 import type { Inode } from "../inode.js";
+import { NO_ATTR } from "../layer.js";
 import type { Layer } from "../layer.js";
 import { S_IFDIR, S_IFLNK, S_IFIFO, S_IFREG, S_IFSOCK } from "./modes.js";
 
@@ -10,11 +11,18 @@ const align8 = (n: number): number => (n + 7) & ~7;
 const direntSize = (nameLen: number): number => align8(24 + nameLen);
 const direntPlusSize = (nameLen: number): number => align8(128 + 24 + nameLen);
 const DOTS = [".", ".."];
+/** the home's parent is outside the mount */
 const UNKNOWN_INO = 0xffffffff;
 
 export function opendir(L: Layer, inode: Inode): DirHandle {
   const index = L.dirIndex(inode);
   return { kind: "dir", inode, names: [...index.byUser.keys()] };
+}
+
+/** d_ino of "." and "..": the numbers stat shows for them. */
+function dotNumber(h: DirHandle, i: number): number {
+  if (i === 0) return h.inode.stIno;
+  return h.inode.parent?.stIno ?? UNKNOWN_INO;
 }
 
 /** The type bits readdir can tell without touching the stick. */
@@ -35,10 +43,11 @@ export function readdir(L: Layer, h: DirHandle, size: number, off: number): Dire
     const need = direntSize(Buffer.byteLength(name, "latin1"));
     if (used + need > size) break;
     used += need;
-    const known = i < 2 ? null : h.inode.children.get(name);
+    // d_ino is what stat will show (ls -i, find, tar and rsync -H compare them)
+    const ino = i < 2 ? dotNumber(h, i) : L.numberOfName(h.inode, name);
     out.push({
       name: Buffer.from(name, "latin1"),
-      ino: known?.ino ?? UNKNOWN_INO,
+      ino: ino === 0 ? UNKNOWN_INO : ino,
       mode: i < 2 ? S_IFDIR : typeOf(L, h.inode, name),
       off: i + 1,
     });
@@ -59,9 +68,11 @@ export function readdirplus(L: Layer, h: DirHandle, size: number, off: number): 
     if (used + need > size) break;
     if (i < 2) {
       used += need;
+      // no inode for the kernel to take (node id 0); the attributes only give d_ino
+      const attr = { ...NO_ATTR, ino: dotNumber(h, i), mode: S_IFDIR };
       out.push({
         name: Buffer.from(name),
-        entry: { ...L.negativeEntry(), attrTimeout: 0, entryTimeout: 0 },
+        entry: { ...L.negativeEntry(), attr, attrTimeout: 0, entryTimeout: 0 },
         off: i + 1,
       });
       continue;

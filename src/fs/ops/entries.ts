@@ -45,7 +45,8 @@ function mustBeAbsent(L: Layer, parent: Inode, name: string): void {
 /** Adds a freshly stored entry to the parent's index and the inode table. */
 export function adopt(L: Layer, parent: Inode, name: string, stored: string, kind: Kind): Inode {
   L.dirIndex(parent).add(name, stored, kind === "d");
-  const inode = L.inodes.add((ino) => new Inode(ino, parent, name, stored, kind));
+  const wanted = L.numberAt(L.pathOf(parent) + "/" + stored);
+  const inode = L.inodes.add(wanted, (ino) => new Inode(ino, parent, name, stored, kind));
   parent.children.set(name, inode);
   return inode;
 }
