@@ -1,0 +1,189 @@
+// Inode numbers (st_ino, d_ino): the same at every mount for a file that did not move (git's
+// index keeps them: a changed number makes `git status` read the file again), shared by hard
+// links, the same in readdir as in stat, kept by a rename, and never shared by two files.
+// src/fs/ino-numbers.ts.
+
+import { link, mkdir, open, rename, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { InoNumbers, numberOfPath } from "../../src/fs/ino-numbers.js";
+import { useLayer } from "../support/fixture.js";
+import { lowerKinds } from "../support/lower.js";
+import { describeFailure, mustRun, python, run, type RunResult } from "../support/run.js";
+
+/**
+ * Every name under `root` with its readdir d_ino and its lstat st_ino. Each folder is listed
+ * first and its names stat'ed after, so a fresh mount answers readdir before any lookup.
+ */
+const WALK = `
+import json, os, sys
+out = {}
+def walk(d, rel):
+    with os.scandir(d) as it:
+        ents = [(e.name, e.inode()) for e in it]
+    for name, d_ino in ents:
+        p = os.path.join(d, name)
+        st = os.lstat(p)
+        out[rel + name] = [d_ino, st.st_ino]
+        if os.path.isdir(p) and not os.path.islink(p):
+            walk(p, rel + name + "/")
+walk(sys.argv[1], "")
+print(json.dumps(out))
+`;
+
+async function walk(root: string): Promise<Record<string, [number, number]>> {
+  const r = await python(WALK, [root], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(describeFailure(r));
+  return JSON.parse(r.stdout) as Record<string, [number, number]>;
+}
+
+const stIno = (w: Record<string, [number, number]>): Record<string, number> =>
+  Object.fromEntries(Object.entries(w).map(([k, v]) => [k, v[1]]));
+
+function ok(r: RunResult): RunResult {
+  if (r.code !== 0) throw new Error(describeFailure(r));
+  return r;
+}
+
+describe("inode numbers from paths", () => {
+  it("spreads paths over 53 bits and moves a taken number on to the next free one", () => {
+    const a = numberOfPath("/notes/todo.txt");
+    expect(numberOfPath("/notes/todo.txt")).toBe(a);
+    expect(numberOfPath("/notes/todo.txT")).not.toBe(a);
+    expect(Number.isSafeInteger(a) && a > 1).toBe(true);
+    const n = new InoNumbers();
+    expect(n.claim(a)).toBe(a);
+    expect(n.claim(a)).toBe(a + 1);
+    expect(n.peek(a)).toBe(a + 2);
+    n.release(a);
+    expect(n.claim(a)).toBe(a);
+    expect(n.claim(1)).toBe(2); // the root keeps 1
+    expect(n.claim(2 ** 53 - 1)).toBe(2 ** 53 - 1);
+    expect(n.claim(2 ** 53 - 1)).toBe(3); // wraps past the root and 2
+  });
+});
+
+describe.each(lowerKinds())("inode numbers on a %s lower", (kind) => {
+  const t = useLayer(kind, "inos");
+
+  it("shows each name the same number after a remount; hard links share one", async () => {
+    const d = await t.dir("stable");
+    await writeFile(t.p(d, "file"), "x");
+    await mkdir(t.p(d, "sub"));
+    await writeFile(t.p(d, "sub", "deep:er?"), "y");
+    await symlink("file", t.p(d, "link"));
+    await writeFile(t.p(d, "h1"), "shared");
+    await link(t.p(d, "h1"), t.p(d, "sub", "h2"));
+    const made = stIno(await walk(t.p(d)));
+    expect(made["h1"]).toBe(made["sub/h2"]);
+    await t.remount();
+    const first = stIno(await walk(t.p(d)));
+    await t.remount();
+    const second = stIno(await walk(t.p(d)));
+    expect(second).toEqual(first);
+    expect(first["h1"]).toBe(first["sub/h2"]);
+    // what did not get a second name keeps the number it had when made (a file's number
+    // follows its data into .pershome/links when it gets a second name: once, at the next mount)
+    for (const name of ["file", "sub", "sub/deep:er?", "link"]) expect(first[name], name).toBe(made[name]);
+    expect((await stat(t.p(d))).ino).not.toBe((await stat(t.p(d, "sub"))).ino);
+  });
+
+  it("gives readdir's d_ino the number stat shows, before and after a lookup", async () => {
+    const d = await t.dir("dino");
+    await mkdir(t.p(d, "sub"));
+    for (let i = 0; i < 50; i++) await writeFile(t.p(d, `f${i}`), `${i}`);
+    await writeFile(t.p(d, "sub", "a"), "a");
+    await link(t.p(d, "sub", "a"), t.p(d, "sub", "b"));
+    await symlink("f1", t.p(d, "sym"));
+    const check = async (): Promise<void> => {
+      const w = await walk(t.p(d));
+      expect(Object.keys(w).length).toBe(54);
+      for (const [name, [dIno, sIno]] of Object.entries(w)) expect(dIno, name).toBe(sIno);
+    };
+    await check(); // every name known to the daemon
+    await t.remount();
+    await check(); // a fresh mount: readdir before any lookup
+    await check(); // and again, every name looked up
+  });
+
+  it("keeps a file's and a folder's number through a rename in the mount", async () => {
+    const d = await t.dir("rename");
+    await writeFile(t.p(d, "a"), "a");
+    await mkdir(t.p(d, "dir"));
+    await writeFile(t.p(d, "dir", "in"), "in");
+    const before = [(await stat(t.p(d, "a"))).ino, (await stat(t.p(d, "dir"))).ino];
+    const inner = (await stat(t.p(d, "dir", "in"))).ino;
+    await rename(t.p(d, "a"), t.p(d, "dir", "A moved"));
+    await rename(t.p(d, "dir"), t.p(d, "dir2"));
+    expect([(await stat(t.p(d, "dir2", "A moved"))).ino, (await stat(t.p(d, "dir2"))).ino]).toEqual(before);
+    expect((await stat(t.p(d, "dir2", "in"))).ino).toBe(inner);
+    // a new file where the old one was does not take its number
+    await writeFile(t.p(d, "a"), "new");
+    expect((await stat(t.p(d, "a"))).ino).not.toBe(before[0]);
+    const w = await walk(t.p(d));
+    for (const [name, [dIno, sIno]] of Object.entries(w)) expect(dIno, name).toBe(sIno);
+  });
+
+  it("never shows two files one number: an open deleted file keeps its own", async () => {
+    const d = await t.dir("open");
+    await writeFile(t.p(d, "x"), "old");
+    const fh = await open(t.p(d, "x"), "r");
+    try {
+      const old = (await fh.stat()).ino;
+      await unlink(t.p(d, "x"));
+      await writeFile(t.p(d, "x"), "new"); // wants the very same number
+      const now = (await stat(t.p(d, "x"))).ino;
+      expect(now).not.toBe(old);
+      expect((await fh.stat()).ino).toBe(old);
+    } finally {
+      await fh.close();
+    }
+  });
+
+  it("gives a few thousand files distinct numbers, at every mount", async () => {
+    const d = await t.dir("many");
+    ok(
+      await python(
+        `import os, sys
+for i in range(20):
+    os.mkdir(os.path.join(sys.argv[1], "d%d" % i))
+    for j in range(150):
+        open(os.path.join(sys.argv[1], "d%d" % i, "f%d" % j), "w").close()`,
+        [t.p(d)],
+        { timeoutMs: 300_000 },
+      ),
+    );
+    const check = async (): Promise<Record<string, number>> => {
+      const inos = stIno(await walk(t.p(d)));
+      expect(Object.keys(inos).length).toBe(20 * 151);
+      expect(new Set(Object.values(inos)).size).toBe(20 * 151);
+      return inos;
+    };
+    const made = await check();
+    await t.remount();
+    expect(await check()).toEqual(made);
+  }, 600_000);
+
+  it("git: after a remount the index's stat data still matches, so status reads no file again", async () => {
+    const d = t.p(await t.dir("git"));
+    const repo = join(d, "repo");
+    const env = { HOME: d, GIT_CONFIG_NOSYSTEM: "1" };
+    const git = (...args: string[]): Promise<RunResult> =>
+      run("git", ["-c", "user.name=T", "-c", "user.email=t@example.invalid", ...args], { cwd: repo, env });
+    await mkdir(join(repo, "src"), { recursive: true });
+    for (let i = 0; i < 30; i++) await writeFile(join(repo, "src", `m${i}.c`), `int m${i};\n`);
+    await writeFile(join(repo, "README"), "r\n");
+    await mustRun("git", ["init", "-q", repo], { env });
+    ok(await git("add", "-A"));
+    ok(await git("commit", "-q", "-m", "first"));
+    // a status a little later refreshes the index, so no entry is "racily clean"
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(ok(await git("status", "--porcelain")).stdout).toBe("");
+    // diff-files compares only the index's stat data with the files, reading no content: any
+    // name it lists would be read and hashed again by the next `git status`
+    expect(ok(await git("diff-files", "--name-only")).stdout).toBe("");
+    await t.remount();
+    expect(ok(await git("diff-files", "--name-only")).stdout, "stat data changed by the remount").toBe("");
+    expect(ok(await git("status", "--porcelain")).stdout).toBe("");
+  });
+});
