@@ -2,7 +2,8 @@
 // lowers (the machine is shared: compare ratios from one run, not seconds across runs).
 //
 //   npm run build && node dist/bench/ab.js --base /path/to/other/checkout/dist/src/cli/main.js \
-//     [--workloads files,rename,chmod] [--lowers plain,exfat] [--rounds 3] [--with bindfs,posixovl]
+//     [--workloads files,rename,chmod] [--lowers plain,exfat] [--rounds 3] [--with bindfs,posixovl] \
+//     [--tree /usr/include]
 //
 // "base" is the other build, "new" this checkout's. Prints, per lower and step, each round's
 // seconds and the median ratio new/base (below 1: the new build is faster).
@@ -20,6 +21,8 @@ interface Args {
   lowers: ("plain" | "exfat")[];
   rounds: number;
   others: ("bindfs" | "posixovl")[];
+  /** the source tree the "tree" workload untars */
+  tree: string;
 }
 
 function parse(argv: string[]): Args {
@@ -29,6 +32,7 @@ function parse(argv: string[]): Args {
     lowers: ["plain", "exfat"],
     rounds: 3,
     others: [],
+    tree: "/usr/include",
   };
   for (let i = 0; i < argv.length; i++) {
     const v = (): string => argv[++i] ?? "";
@@ -37,6 +41,7 @@ function parse(argv: string[]): Args {
     else if (argv[i] === "--lowers") a.lowers = v().split(",") as Args["lowers"];
     else if (argv[i] === "--rounds") a.rounds = Number(v());
     else if (argv[i] === "--with") a.others = v().split(",") as Args["others"];
+    else if (argv[i] === "--tree") a.tree = path.resolve(v());
     else throw new Error(`unknown option ${argv[i]}`);
   }
   if (!a.base) throw new Error("--base <other build's dist/src/cli/main.js> is required");
@@ -59,7 +64,17 @@ async function main(): Promise<void> {
   const mnt = `${work}/mnt`;
   fs.mkdirSync(mnt);
   const times = new Map<string, number[]>(); // lower|step|who -> seconds per round
-  const ws = workloads({ tarball: "", tarFiles: 0, seqMb: 0 }).filter((w) => a.workloads.includes(w.name));
+  const params = { tarball: "", tarFiles: 0, seqMb: 0 };
+  if (a.workloads.includes("tree")) {
+    // as bench/main.ts: the tree as a tarball whose top folder is "t"
+    params.tarball = `${work}/tree.tar`;
+    const base = path.basename(a.tree);
+    await must(
+      `tar -C '${path.dirname(a.tree)}' --transform 's,^${base},t,' -cf '${params.tarball}' '${base}'`,
+    );
+    params.tarFiles = Number((await must(`find '${a.tree}' ! -type d | wc -l`)).trim());
+  }
+  const ws = workloads(params).filter((w) => a.workloads.includes(w.name));
   let seq = 0;
   const mount = (who: Who, dir: string): Promise<Mounted> =>
     who === "base"
@@ -70,10 +85,15 @@ async function main(): Promise<void> {
   const once = async (low: Lower, w: Workload, who: Who, round: number): Promise<void> => {
     const dir = `${low.root}/ab${++seq}`;
     fs.mkdirSync(dir);
-    const m = await mount(who, dir);
+    let m = await mount(who, dir);
     try {
       if (w.setup) await must(w.setup, m.dir);
       for (const s of w.steps) {
+        if (s.cold) {
+          await m.unmount();
+          await must("sync; echo 3 > /proc/sys/vm/drop_caches");
+          m = await mount(who, dir);
+        }
         const t = await timed(s.cmd, m.dir);
         const got = (await sh(s.check, m.dir)).out.trim();
         if (got !== s.expect)

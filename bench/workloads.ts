@@ -97,6 +97,16 @@ export function workloads(p: WorkloadParams): Workload[] {
           check: "cd t && git status --porcelain | wc -l",
           expect: "0",
         },
+        {
+          // a login: git's index holds each file's inode number; a changed one makes status
+          // read and hash that file again (src/fs/ino-numbers.ts)
+          name: "git status after remount",
+          kind: "metadata",
+          cold: true,
+          cmd: "cd t && git status --porcelain > /dev/null",
+          check: "cd t && git status --porcelain | wc -l",
+          expect: "0",
+        },
       ],
     },
     {
