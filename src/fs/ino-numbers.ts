@@ -10,14 +10,19 @@
 /** the root's number, as for the node id (FUSE_ROOT_ID) */
 export const ROOT_NUMBER = 1;
 
-/** Numbers stay below 2^53: the addon passes them as JavaScript numbers (doubles). */
-const LIMIT = 2 ** 53;
+/**
+ * Numbers stay below 2^31. git keeps only the low 32 bits of st_ino in its index anyway; a
+ * 32-bit program calling stat() without large-file support fails with EOVERFLOW on a number
+ * of 2^32 or more; and below 2^31 V8 keeps a number unboxed (memory: one per inode held).
+ * With 100,000 files about two pairs clash (resolved by InoNumbers.claim, the later one of a
+ * pair then showing a number that may differ at the next mount): a cost of two files re-read.
+ */
+const LIMIT = 2 ** 31;
 
 /**
- * A 53-bit hash of a path in the area (a byte string, relative to the stick's folder so that
- * where the stick is mounted does not matter). Two 32-bit multiply-xorshift lanes (the
- * cyrb53 construction): cheap, no allocation, and well spread — with 100,000 files the chance
- * of any two sharing a number is about 10^-6; a clash is still resolved (InoNumbers.claim).
+ * A 31-bit hash of a path in the area (a byte string, relative to the stick's folder so that
+ * where the stick is mounted does not matter): two 32-bit multiply-xorshift lanes mixed at
+ * the end (the cyrb53 construction), cheap and with no allocation.
  */
 export function numberOfPath(path: string): number {
   let h1 = 0xdeadbeef;
@@ -29,7 +34,7 @@ export function numberOfPath(path: string): number {
   }
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  const n = 4294967296 * (2097151 & h2) + (h1 >>> 0);
+  const n = (h1 ^ h2) & (LIMIT - 1);
   // 0 means "no inode" to readdir's callers and 1 is the root
   return n <= ROOT_NUMBER ? n + 2 : n;
 }
