@@ -59,12 +59,18 @@ async function main(): Promise<void> {
         await m.unmount();
         await must("sync; echo 3 > /proc/sys/vm/drop_caches");
         m = await mountPershome(dir, mnt, {}, builds[who]);
-        const t = await timed("git status --porcelain > /dev/null", `${m.dir}/t`);
+        // rchar: what git read (a shell's /proc/<pid>/io counts its reaped children): the
+        // index and a few files when the stat data matched, every tracked file when not
+        const io = `${work}/io`;
+        const t = await timed(`git status --porcelain > /dev/null; cat /proc/$$/io > '${io}'`, `${m.dir}/t`);
+        const readMb = Number(/^rchar: (\d+)/m.exec(fs.readFileSync(io, "utf8"))?.[1]) / 2 ** 20;
         const dirty = (await sh("git status --porcelain | wc -l", `${m.dir}/t`)).out.trim();
         await m.unmount();
         if (dirty !== "0") throw new Error(`${who}: git status shows ${dirty} changes`);
         times[who].push(t);
-        console.log(`#${r + 1} ${who}: git status after remount ${t.toFixed(2)} s`);
+        console.log(
+          `#${r + 1} ${who}: git status after remount ${t.toFixed(2)} s, read ${readMb.toFixed(1)} MiB`,
+        );
       }
     }
   } finally {
