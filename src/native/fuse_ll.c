@@ -100,8 +100,16 @@ static int fail(napi_env env, const char *fmt, ...) {
 enum { KEYS(K_ENUM) K_COUNT };
 static const char *const key_names[K_COUNT] = {KEYS(K_NAME)};
 
+/* The flat reply layout (index.ts packs it): an entry/attr/open reply is written by JS into
+ * one Float64Array the addon made, so the reply reads plain memory instead of ~20 N-API
+ * property lookups. Indices, in struct stat order first: */
+enum { F_INO, F_MODE, F_NLINK, F_UID, F_GID, F_RDEV, F_SIZE, F_BLOCKS, F_BLKSIZE, F_ATIME,
+       F_ATIME_NS, F_MTIME, F_MTIME_NS, F_CTIME, F_CTIME_NS, /* 15 attr fields, then */
+       F_ENTRY_INO, F_GENERATION, F_ATTR_TIMEOUT, F_ENTRY_TIMEOUT, F_FH, F_OPEN_FLAGS, F_COUNT };
+enum { OPEN_DIRECT_IO = 1, OPEN_KEEP_CACHE = 2, OPEN_NONSEEKABLE = 4 }; /* F_OPEN_FLAGS bits */
+
 /* Per-env instance data. Node 20 only references objects, so the keys live in an array. */
-typedef struct { napi_ref keys, req_class; } addon;
+typedef struct { napi_ref keys, req_class, flat_ref; double *flat; } addon;
 
 static napi_value keys(napi_env env) {
   addon *a; napi_value arr;
@@ -229,14 +237,44 @@ static int to_open(napi_env env, napi_value o, struct fuse_file_info *fi) {
   return 1;
 }
 
+/* The same three replies' arguments from the flat array (see F_*). */
+static double *flat(napi_env env) {
+  addon *a; napi_get_instance_data(env, (void **)&a); return a->flat;
+}
+static void flat_stat(const double *f, struct stat *st) {
+  memset(st, 0, sizeof *st);
+  st->st_ino = f[F_INO]; st->st_mode = f[F_MODE]; st->st_nlink = f[F_NLINK]; st->st_uid = f[F_UID];
+  st->st_gid = f[F_GID]; st->st_rdev = f[F_RDEV]; st->st_size = f[F_SIZE]; st->st_blocks = f[F_BLOCKS];
+  st->st_blksize = f[F_BLKSIZE];
+  st->st_atim.tv_sec = f[F_ATIME]; st->st_atim.tv_nsec = f[F_ATIME_NS];
+  st->st_mtim.tv_sec = f[F_MTIME]; st->st_mtim.tv_nsec = f[F_MTIME_NS];
+  st->st_ctim.tv_sec = f[F_CTIME]; st->st_ctim.tv_nsec = f[F_CTIME_NS];
+}
+static void flat_entry(const double *f, struct fuse_entry_param *e) {
+  memset(e, 0, sizeof *e);
+  e->ino = f[F_ENTRY_INO]; e->generation = f[F_GENERATION];
+  e->attr_timeout = f[F_ATTR_TIMEOUT]; e->entry_timeout = f[F_ENTRY_TIMEOUT];
+  flat_stat(f, &e->attr);
+}
+static void flat_open(const double *f, struct fuse_file_info *fi) {
+  int b = (int)f[F_OPEN_FLAGS];
+  memset(fi, 0, sizeof *fi);
+  fi->fh = f[F_FH];
+  fi->direct_io = !!(b & OPEN_DIRECT_IO);
+  fi->keep_cache = !!(b & OPEN_KEEP_CACHE);
+  fi->nonseekable = !!(b & OPEN_NONSEEKABLE);
+}
+
 static napi_value fi_obj(napi_env env, const struct fuse_file_info *fi) {
-  napi_value o, lo; napi_create_object(env, &o);
+  napi_value o, lo, ks = keys(env), k; napi_create_object(env, &o);
   napi_create_bigint_uint64(env, fi->lock_owner, &lo);
-  set(env, o, K_fh, num(env, fi->fh));
-  set(env, o, K_flags, num(env, fi->flags));
-  set(env, o, K_writepage, boolean(env, fi->writepage));
-  set(env, o, K_lockOwner, lo);
-  set(env, o, K_flush, boolean(env, fi->flush));
+  napi_value v[5] = {num(env, fi->fh), num(env, fi->flags), boolean(env, fi->writepage), lo,
+                     boolean(env, fi->flush)};
+  static const int which[5] = {K_fh, K_flags, K_writepage, K_lockOwner, K_flush};
+  for (int i = 0; i < 5; i++) {
+    napi_get_element(env, ks, which[i], &k);
+    napi_set_property(env, o, k, v[i]);
+  }
   return o;
 }
 
@@ -741,6 +779,37 @@ static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   if (napi_get_value_double(env, argv[2], &timeout) != napi_ok) THROW("attrTimeout must be a number");
   ANSWER(fuse_reply_attr(r, &st, timeout));
 }
+/* replyEntryFlat(req) / replyCreateFlat(req) / replyAttrFlat(req) / replyOpenFlat(req): the
+ * same answers with the arguments packed into the flat array (flatReplyArray()) just before. */
+static napi_value js_reply_entry_flat(napi_env env, napi_callback_info info) {
+  ARGS(1); REQ; struct fuse_entry_param e;
+  flat_entry(flat(env), &e);
+  ANSWER(fuse_reply_entry(r, &e));
+}
+static napi_value js_reply_create_flat(napi_env env, napi_callback_info info) {
+  ARGS(1); REQ; struct fuse_entry_param e; struct fuse_file_info fi; const double *f = flat(env);
+  flat_entry(f, &e); flat_open(f, &fi);
+  ANSWER(fuse_reply_create(r, &e, &fi));
+}
+static napi_value js_reply_attr_flat(napi_env env, napi_callback_info info) {
+  ARGS(1); REQ; struct stat st; const double *f = flat(env);
+  flat_stat(f, &st);
+  ANSWER(fuse_reply_attr(r, &st, f[F_ATTR_TIMEOUT]));
+}
+static napi_value js_reply_open_flat(napi_env env, napi_callback_info info) {
+  ARGS(1); REQ; struct fuse_file_info fi;
+  flat_open(flat(env), &fi);
+  ANSWER(fuse_reply_open(r, &fi));
+}
+/* flatReplyArray() -> the Float64Array the *Flat replies read (one per addon instance). */
+static napi_value js_flat_reply_array(napi_env env, napi_callback_info info) {
+  addon *a; napi_value ab, arr; (void)info;
+  napi_get_instance_data(env, (void **)&a);
+  napi_get_reference_value(env, a->flat_ref, &ab);
+  CHECK(napi_create_typedarray(env, napi_float64_array, F_COUNT, ab, 0, &arr));
+  return arr;
+}
+
 static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
   ARGS(2); REQ; char target[4097];
   if (!get_name(env, argv[1], target, sizeof target, "target")) return NULL;
@@ -887,6 +956,7 @@ static void addon_finalize(napi_env env, void *data, void *hint) {
   addon *a = data; (void)hint;
   napi_delete_reference(env, a->keys);
   napi_delete_reference(env, a->req_class);
+  napi_delete_reference(env, a->flat_ref);
   free(a);
 }
 
@@ -905,6 +975,10 @@ static napi_value init_module(napi_env env, napi_value exports) {
       {"umask", NULL, NULL, req_get, NULL, NULL, napi_enumerable, (void *)3}};
   napi_define_class(env, "FuseReq", NAPI_AUTO_LENGTH, req_ctor, NULL, 4, g, &v);
   napi_create_reference(env, v, 1, &a->req_class);
+  /* Made here, not in JS, so its memory is ours to read for the addon's whole life. */
+  napi_create_arraybuffer(env, F_COUNT * sizeof(double), (void **)&a->flat, &v);
+  memset(a->flat, 0, F_COUNT * sizeof(double));
+  napi_create_reference(env, v, 1, &a->flat_ref);
   napi_set_instance_data(env, a, addon_finalize, NULL);
 
 #define FN(n, f) {n, NULL, f, NULL, NULL, NULL, napi_enumerable, NULL}
@@ -916,7 +990,9 @@ static napi_value init_module(napi_env env, napi_value exports) {
       FN("replyStatfs", js_reply_statfs), FN("replyXattr", js_reply_xattr),
       FN("replyDirents", js_reply_dirents), FN("replyDirentsPlus", js_reply_dirents_plus),
       FN("notifyInvalInode", js_notify_inval_inode), FN("notifyInvalEntry", js_notify_inval_entry),
-      FN("requestCounts", js_request_counts)};
+      FN("requestCounts", js_request_counts), FN("replyEntryFlat", js_reply_entry_flat),
+      FN("replyCreateFlat", js_reply_create_flat), FN("replyAttrFlat", js_reply_attr_flat),
+      FN("replyOpenFlat", js_reply_open_flat), FN("flatReplyArray", js_flat_reply_array)};
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;
 }

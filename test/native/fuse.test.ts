@@ -115,6 +115,41 @@ describe("pershome_fuse addon", () => {
     expect(times.some((v) => v & MTIME_NOW && !(v & (ATIME | ATIME_NOW)))).toBe(true);
   });
 
+  it("the flat replies (src/native/index.ts) answer entries, attributes, creates and opens as the object forms do", async () => {
+    // the same calls on a memfs answering with object replies and on one answering through
+    // pershome's packer (MEMFS_FLAT=1): every field the kernel reports must come out the same
+    const script = (mnt: string): string[] => {
+      const f = path.join(mnt, "f");
+      const fd = fs.openSync(f, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o640);
+      const created = fs.fstatSync(fd, { bigint: true }); // the create's own reply
+      fs.writeSync(fd, Buffer.alloc(5000, 1));
+      fs.closeSync(fd);
+      fs.utimesSync(f, new Date(1_234_567_890_500), new Date(2_000_000_000_250)); // a setattr's reply
+      fs.mkdirSync(path.join(mnt, "d"), 0o711); // mkdir's entry
+      fs.readFileSync(f); // an open's reply
+      const show = (st: fs.BigIntStats): string =>
+        [st.ino, st.mode, st.nlink, st.uid, st.gid, st.rdev, st.size, st.blocks, st.blksize]
+          .concat([st.atimeNs, st.mtimeNs])
+          .join(" ");
+      return [
+        show(created).replace(/ \d+ \d+$/, ""), // its times are now, not comparable
+        show(fs.statSync(f, { bigint: true })),
+        show(fs.statSync(path.join(mnt, "d"), { bigint: true })).replace(/ \d+ \d+$/, ""),
+      ];
+    };
+    const plain = await startMemfs();
+    const want = script(plain.mnt);
+    await plain.stop();
+    const flat = await startMemfs({ env: { MEMFS_FLAT: "1" } });
+    const got = script(flat.mnt);
+    const e = await flat.stop();
+    expect(e.exitLine).toBe("ok");
+    expect(got).toEqual(want);
+    expect(got[1]).toMatch(/ 5000 \d+ 4096 1234567890500000000 2000000000250000000$/);
+    expect(e.stats!.ops["create"]).toBe(1);
+    expect(e.stats!.ops["open"]).toBe(1);
+  });
+
   it("names are raw bytes: 0xff and its U+FFFD look-alike are two files", async () => {
     const m = await startMemfs();
     const mnt = Buffer.from(m.mnt + "/");
