@@ -117,7 +117,9 @@ async function main(): Promise<void> {
     const low = await makeLower(lowerName, work, 4);
     try {
       for (let r = 0; r < a.rounds; r++) {
-        const order: Who[] = r % 2 ? ["new", "base", ...a.others] : ["base", "new", ...a.others];
+        // every candidate takes every place in turn: what ran just before can slow a lower down
+        const all: Who[] = ["base", "new", ...a.others];
+        const order = all.map((_, i) => all[(i + r) % all.length]!);
         for (const w of ws) for (const who of order) await once(low, w, who, r);
       }
     } finally {
