@@ -15,7 +15,7 @@ export async function makeLower(name: "plain" | "exfat", work: string, sizeGb: n
   if (name === "plain") {
     // A fresh ext4 with mkfs's defaults (so with a journal), not a folder of the host's disk: this
     // host's root ext4 has no journal, and without one ext4 skips every inode freed in the last
-    // 1-6 minutes when it allocates a new one (ialloc.c, recently_deleted), so each candidate's
+    // minute or more when it allocates a new one (ialloc.c, recently_deleted), so each candidate's
     // creates paid for the files the candidates before it had just deleted (docs/benchmarks.md).
     const image = `${work}/ext4.img`;
     fs.rmSync(image, { force: true });

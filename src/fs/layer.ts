@@ -385,8 +385,11 @@ export class Layer {
 
   // ---- records ----------------------------------------------------------------------
 
-  /** Changes an inode's record: the current one (or one made from how it looks now) + changes. */
-  updateRecord(inode: Inode, changes: Partial<MetaRecord>): MetaRecord | null {
+  /**
+   * Changes an inode's record: the current one (or one made from how it looks now) + changes.
+   * `known`: the stored file's facts, if the caller has just taken them (spares an lstat).
+   */
+  updateRecord(inode: Inode, changes: Partial<MetaRecord>, known?: StoredFacts): MetaRecord | null {
     if (!inode.linked) {
       // an open file whose names are all gone: nothing on the stick to describe any more
       const d = this.describe(inode);
@@ -403,7 +406,7 @@ export class Layer {
     const cur = meta.get(name);
     let base = cur;
     if (!base) {
-      const desc = this.describe(inode);
+      const desc = this.describe(inode, known);
       base = {
         name,
         kind: inode.kind === "h" ? "f" : inode.kind,
@@ -423,15 +426,19 @@ export class Layer {
     return rec;
   }
 
-  /** Takes a new fingerprint of the stored file into the record (after the layer changed it). */
-  refreshFingerprint(inode: Inode, extra: Partial<MetaRecord> = {}): void {
+  /**
+   * Takes a new fingerprint of the stored file into the record (after the layer changed it).
+   * Returns the facts it read, for the caller's reply (undefined if it read none).
+   */
+  refreshFingerprint(inode: Inode, extra: Partial<MetaRecord> = {}): StoredFacts | undefined {
     if (inode.isDir || !inode.linked) {
       if (Object.keys(extra).length > 0) this.updateRecord(inode, extra);
-      return;
+      return undefined;
     }
     const facts = this.lower.stat(this.pathOf(inode));
-    if (!facts) return;
-    this.updateRecord(inode, { ...extra, fp: fingerprint(facts) });
+    if (!facts) return undefined;
+    this.updateRecord(inode, { ...extra, fp: fingerprint(facts) }, facts);
+    return facts;
   }
 
   /** Marks a directory's contents as changed now (mtime and ctime). */

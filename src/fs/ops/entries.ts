@@ -67,10 +67,10 @@ function makeFileLike(
   const stored = L.createStored(parent, name, (path) => L.lower.writeNew(path, content, content.length > 0));
   const inode = adopt(L, parent, name, stored, kind);
   const t = now();
-  L.refreshFingerprint(inode, { kind, mode: mode & 0o7777, mtime: t, ctime: t, ...extra });
+  const facts = L.refreshFingerprint(inode, { kind, mode: mode & 0o7777, mtime: t, ctime: t, ...extra });
   L.touchDir(parent);
   inode.nlookup++;
-  return L.entry(inode);
+  return L.entry(inode, L.describe(inode, facts)); // one lstat of the new file, not three
 }
 
 export function mknod(L: Layer, parent: Inode, name: string, mode: number): EntryParam {

@@ -107,8 +107,9 @@ export function setattr(L: Layer, inode: Inode, attr: Attr, valid: number, h: Fi
     changes.mtime = mtime;
     setStoredMtime(L, inode, mtime);
   }
-  L.refreshFingerprint(inode, changes);
-  return L.attr(inode);
+  // the reply describes the file from the lstat the fingerprint just took: one lstat, not two
+  const facts = L.refreshFingerprint(inode, changes);
+  return L.attr(inode, L.describe(inode, facts));
 }
 
 /** Gives the stick a matching mtime too, so Windows and macOS show a sensible date. */
