@@ -13,14 +13,12 @@
 // sharing clusters and new.bin cut to 199,680 bytes. With and without vfat's `flush` option
 // (the login hook mounts with it). One boot, two sticks.
 
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { runInVm } from "../../lab/microvm/index.js";
-import { fsckFat, makeFat32Stick, mtype } from "../../lab/sticks/index.js";
-import { REPO } from "../support/mount.js";
-import { tail } from "../support/run.js";
+import { fsckFat, mtype } from "../../lab/sticks/index.js";
+import { runOnTwoSticks } from "./pull-harness.js";
 
 const work = mkdtempSync(join(tmpdir(), "pershome-vfat-unlink-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -30,16 +28,6 @@ const NEW = Buffer.alloc(700_000, "n");
 // Runs in the guest: the old files (synced), the stick filled, the removals (not synced), the
 // new file (fsync'd), exit.
 const GUEST = `
-import fs from "node:fs";
-import { execFileSync } from "node:child_process";
-const [cli, dev, opts, dir] = process.argv.slice(2);
-const C = fs.constants;
-for (const d of ["s", "m"]) fs.mkdirSync(dir + "/" + d, { recursive: true });
-execFileSync("mount", ["-t", "vfat", "-o", opts, dev, dir + "/s"]);
-fs.mkdirSync(dir + "/s/pershome");
-execFileSync(process.execPath, [cli, "mount", dir + "/s/pershome", dir + "/m"]);
-const m = dir + "/m", s = dir + "/s";
-const write = (p, data) => { const fd = fs.openSync(p, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o644); fs.writeSync(fd, data); fs.fsyncSync(fd); fs.closeSync(fd); };
 for (const d of ["u", "t", "o", "d", "d/sub", "b"]) fs.mkdirSync(m + "/" + d);
 write(m + "/u/old.bin", Buffer.alloc(200_000, "u"));
 write(m + "/t/cut.bin", Buffer.alloc(200_000, "t"));
@@ -71,26 +59,13 @@ console.log("pulled");
 
 describe("removals on FAT32 (kernel vfat), a synced file written next, then the stick pulled", () => {
   it("leaves the synced file intact, sharing no clusters with a removed one", async () => {
-    writeFileSync(join(work, "guest.mjs"), GUEST);
-    const sticks = ["utf8,shortname=mixed", "utf8,shortname=mixed,flush"];
-    const images = await Promise.all(sticks.map((_, i) => makeFat32Stick(join(work, `s${i}.img`), 40)));
-    const cli = join(REPO, "dist/src/cli/main.js");
-    const r = await runInVm({
-      command: sticks
-        .map((o, i) => `node /w/guest.mjs ${cli} /dev/sd${"ab"[i]} ${o} /run/t${i}`)
-        .join(" && "),
-      sticks: images.map((image) => ({ image })),
-      shares: [{ hostPath: work, guestPath: "/w", readOnly: true }],
-      cwd: REPO,
-      timeoutMs: 240_000,
-    });
-    expect(r.exitCode, tail(r.output, 4000)).toBe(0);
-    for (const [i, img] of images.entries()) {
+    const sticks = await runOnTwoSticks(work, GUEST, { sizeMb: 40, timeoutMs: 240_000 });
+    for (const { opts, image: img } of sticks) {
       const f = await fsckFat(img);
       // fsck.fat says "<a> and <b> share clusters" for a cross-link; other findings are the
       // pull's ordinary leftovers (unsynced writes), which nothing promised
-      expect(f.output, `${sticks[i]}:\n${f.output}`).not.toMatch(/share clusters/);
-      expect((await mtype(img, "/pershome/b/new.bin")).equals(NEW), `${sticks[i]}: new.bin`).toBe(true);
+      expect(f.output, `${opts}:\n${f.output}`).not.toMatch(/share clusters/);
+      expect((await mtype(img, "/pershome/b/new.bin")).equals(NEW), `${opts}: new.bin`).toBe(true);
     }
   }, 300_000);
 });
