@@ -6,7 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "vitest";
-import { runInVm } from "../../lab/microvm/index.js";
+import { MicroVmError, runInVm } from "../../lab/microvm/index.js";
 import { makeFat32Stick } from "../../lab/sticks/index.js";
 import { REPO } from "../support/mount.js";
 import { tail } from "../support/run.js";
@@ -51,6 +51,11 @@ export async function runOnTwoSticks(
     shares: [{ hostPath: work, guestPath: "/w", readOnly: true }],
     cwd: REPO,
     timeoutMs: o.timeoutMs,
+  }).catch((err: unknown) => {
+    // a boot that never finished says why only on the guest's console
+    if (err instanceof MicroVmError && err.consoleTail)
+      throw new Error(`${err.message}\nthe guest's console, last lines:\n${err.consoleTail}`);
+    throw err;
   });
   expect(r.exitCode, tail(r.output, 4000)).toBe(0);
   return images.map((image, i) => ({ opts: opts[i]!, image }));

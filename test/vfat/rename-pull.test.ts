@@ -37,12 +37,12 @@ console.log("saved");
 
 describe("a save by rename on FAT32 (kernel vfat), then the stick pulled", () => {
   it("keeps the new content under the new name, and fsck.fat finds no damage", async () => {
-    const sticks = await runOnTwoSticks(work, GUEST, { sizeMb: 64, timeoutMs: 180_000 });
+    const sticks = await runOnTwoSticks(work, GUEST, { sizeMb: 64, timeoutMs: 600_000 });
     for (const { opts, image: img } of sticks) {
       const f = await fsckFat(img);
       expect(fatVerdict(f.exitCode, f.output), `${opts}:\n${f.output}`).not.toBe("damage");
       expect((await mtype(img, "/pershome/doc.odt")).equals(NEW), `${opts}: doc.odt`).toBe(true);
       expect((await mtype(img, "/pershome/final.txt")).equals(NEW), `${opts}: final.txt`).toBe(true);
     }
-  }, 200_000);
+  }, 660_000);
 });

@@ -59,7 +59,7 @@ console.log("pulled");
 
 describe("removals on FAT32 (kernel vfat), a synced file written next, then the stick pulled", () => {
   it("leaves the synced file intact, sharing no clusters with a removed one", async () => {
-    const sticks = await runOnTwoSticks(work, GUEST, { sizeMb: 40, timeoutMs: 240_000 });
+    const sticks = await runOnTwoSticks(work, GUEST, { sizeMb: 40, timeoutMs: 600_000 });
     for (const { opts, image: img } of sticks) {
       const f = await fsckFat(img);
       // fsck.fat says "<a> and <b> share clusters" for a cross-link; other findings are the
@@ -67,5 +67,5 @@ describe("removals on FAT32 (kernel vfat), a synced file written next, then the 
       expect(f.output, `${opts}:\n${f.output}`).not.toMatch(/share clusters/);
       expect((await mtype(img, "/pershome/b/new.bin")).equals(NEW), `${opts}: new.bin`).toBe(true);
     }
-  }, 300_000);
+  }, 660_000);
 });
