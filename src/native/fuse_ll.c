@@ -477,6 +477,9 @@ static void ll_init(void *userdata, struct fuse_conn_info *c) {
   if (s->readdirplus && s->fn[OP_READDIRPLUS]) c->want |= c->capable & FUSE_CAP_READDIRPLUS;
   if (s->writeback) c->want |= c->capable & FUSE_CAP_WRITEBACK_CACHE;
   if (s->atomic_trunc) c->want |= c->capable & FUSE_CAP_ATOMIC_O_TRUNC;
+  /* A symlink's target never changes in place (a new target is a new inode), so the kernel
+   * may keep it in its page cache: one READLINK per symlink, not one per path walk through it. */
+  c->want |= c->capable & FUSE_CAP_CACHE_SYMLINKS;
   /* HANDLE_KILLPRIV stays off: the kernel then clears suid/sgid with an explicit setattr,
    * which the filesystem sees (the write kill-priv flag would not reach JS). */
   napi_create_object(env, &info);

@@ -108,4 +108,27 @@ describe.each(lowerKinds())("symlinks on a %s lower", (kind) => {
     await t.remount();
     expect((await pyReadlink(bpath(t.p(d), name))).toString()).toBe("t");
   });
+  it("is read from the layer once, then from the kernel's cache (FUSE_CAP_CACHE_SYMLINKS)", async () => {
+    await t.unmount();
+    const layer = await t.mount({ env: { PERSHOME_FUSE_COUNTS: "1" } });
+    const d = await t.dir("cached");
+    await mkdir(t.p(d, "real"));
+    await writeFile(t.p(d, "real", "f"), "x");
+    await symlink("real", t.p(d, "via"));
+    // The count is logged on SIGUSR2 (since the last report): wait for the next line.
+    const readlinks = async (): Promise<number> => {
+      const before = layer.stderr().split("FUSE requests:").length;
+      process.kill(layer.pid, "SIGUSR2");
+      for (let i = 0; i < 100 && layer.stderr().split("FUSE requests:").length === before; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      const last = layer.stderr().split("FUSE requests:").at(-1) ?? "";
+      return Number(/"readlink":(\d+)/.exec(last)?.[1] ?? 0);
+    };
+    await readlinks();
+    for (let i = 0; i < 20; i++) {
+      expect(await readlink(t.p(d, "via"))).toBe("real");
+      expect(await readFile(t.p(d, "via", "f"), "utf8")).toBe("x");
+    }
+    expect(await readlinks()).toBe(1);
+  });
 });
