@@ -3,7 +3,7 @@
 //
 //   npm run build && node dist/bench/ab.js --base /path/to/other/checkout/dist/src/cli/main.js \
 //     [--workloads files,rename,chmod] [--lowers plain,exfat] [--rounds 3] [--with bindfs,posixovl] \
-//     [--tree /usr/include]
+//     [--tree /usr/include] [--seq-mb 500]
 //
 // "base" is the other build, "new" this checkout's. Prints, per lower and step, each round's
 // seconds and the median ratio new/base (below 1: the new build is faster).
@@ -23,6 +23,8 @@ interface Args {
   others: ("bindfs" | "posixovl")[];
   /** the source tree the "tree" workload untars */
   tree: string;
+  /** the size of the "seq" workload's file */
+  seqMb: number;
 }
 
 function parse(argv: string[]): Args {
@@ -33,6 +35,7 @@ function parse(argv: string[]): Args {
     rounds: 3,
     others: [],
     tree: "/usr/include",
+    seqMb: 500,
   };
   for (let i = 0; i < argv.length; i++) {
     const v = (): string => argv[++i] ?? "";
@@ -42,6 +45,7 @@ function parse(argv: string[]): Args {
     else if (argv[i] === "--rounds") a.rounds = Number(v());
     else if (argv[i] === "--with") a.others = v().split(",") as Args["others"];
     else if (argv[i] === "--tree") a.tree = path.resolve(v());
+    else if (argv[i] === "--seq-mb") a.seqMb = Number(v());
     else throw new Error(`unknown option ${argv[i]}`);
   }
   if (!a.base) throw new Error("--base <other build's dist/src/cli/main.js> is required");
@@ -64,7 +68,7 @@ async function main(): Promise<void> {
   const mnt = `${work}/mnt`;
   fs.mkdirSync(mnt);
   const times = new Map<string, number[]>(); // lower|step|who -> seconds per round
-  const params = { tarball: "", tarFiles: 0, seqMb: 0 };
+  const params = { tarball: "", tarFiles: 0, seqMb: a.seqMb };
   if (a.workloads.includes("tree")) {
     // as bench/main.ts: the tree as a tarball whose top folder is "t"
     params.tarball = `${work}/tree.tar`;

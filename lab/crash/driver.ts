@@ -240,8 +240,10 @@ export class HomeDriver {
       const h = files.open(this.L, inode, C.O_RDONLY);
       try {
         const chunks: Buffer[] = [];
+        const buf = Buffer.allocUnsafe(1 << 20);
         for (let off = 0; ;) {
-          const { buf, length } = files.read(this.L, h, 1 << 20, off);
+          // What the addon's replyDataFd reads for the kernel: the stored file's descriptor.
+          const length = this.L.lower.read(files.readableFd(h), buf, buf.length, off);
           if (length === 0) break;
           chunks.push(Buffer.from(buf.subarray(0, length)));
           off += length;

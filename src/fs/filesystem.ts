@@ -94,8 +94,7 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
       }),
     read: (req, _ino, size, off, fi) =>
       run(req, "read", () => {
-        const { buf, length } = files.read(L, fileOf(fi.fh), size, off);
-        fuse.replyBuf(req, buf, length);
+        fuse.replyDataFd(req, files.readableFd(fileOf(fi.fh)), size, off);
       }),
     write: (req, _ino, data, off, fi) =>
       run(req, "write", () => fuse.replyWrite(req, files.write(L, fileOf(fi.fh), data, off))),

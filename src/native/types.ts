@@ -195,6 +195,8 @@ export interface FuseAddon {
   replyWrite(req: FuseReq, count: number): void;
   /** read/getxattr/listxattr data; `length` bytes of `buf` from 0 (default: all). */
   replyBuf(req: FuseReq, buf: Buffer, length?: number): void;
+  /** Answers a read with up to `size` bytes of `fd` at `off`, read (or spliced) by the addon itself. */
+  replyDataFd(req: FuseReq, fd: number, size: number, off: number): void;
   replyStatfs(req: FuseReq, st: StatfsInfo): void;
   replyXattr(req: FuseReq, size: number): void;
   /** Packs entries until `size` is full; returns how many were packed. */
