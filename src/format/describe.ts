@@ -41,9 +41,7 @@ export function recordApplies(record: MetaRecord, facts: StoredFacts): boolean {
   if (record.kind === "d") return facts.isDir;
   if (!facts.isFile) return false;
   if (record.writing) return true;
-  if (!record.fp) return false;
-  const [size, ms] = fingerprint(facts);
-  return record.fp[0] === size && sameStoredTime(record.fp[1], ms);
+  return fingerprintMatches(record, facts);
 }
 
 /**
@@ -52,9 +50,24 @@ export function recordApplies(record: MetaRecord, facts: StoredFacts): boolean {
  */
 export function olderRecordMatches(record: MetaRecord, facts: StoredFacts): boolean {
   if (record.kind === "d") return facts.isDir;
-  if (!facts.isFile || !record.fp) return false;
+  if (!facts.isFile) return false;
+  return fingerprintMatches(record, facts);
+}
+
+function fingerprintMatches(record: MetaRecord, facts: StoredFacts): boolean {
+  if (!record.fp) return false;
   const [size, ms] = fingerprint(facts);
-  return record.fp[0] === size && sameStoredTime(record.fp[1], ms);
+  if (!sameStoredTime(record.fp[1], ms)) return false;
+  return record.fp[0] === size || emptyLinkCopy(record, size);
+}
+
+/**
+ * A symlink's stored copy of its target is written without an fsync (its target lives in the
+ * record, docs/format.md rule 3), so a pull can leave the file empty, with the time it was
+ * made: that is still the link. An empty file with another time is a user's, shown as such.
+ */
+function emptyLinkCopy(record: MetaRecord, size: number): boolean {
+  return record.kind === "l" && size === 0;
 }
 
 const QUARTER_HOUR = 15 * 60 * 1000;
