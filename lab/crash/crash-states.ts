@@ -163,7 +163,7 @@ export const BASELINE_PATHS = [
 /**
  * A day of work in a home: editor saves by rename, new files fsync'd, an sqlite-like
  * database with a journal, a log with big appends, chmod churn (enough to compact a log),
- * truncate-and-rewrite, hard links, symlinks, a fifo, an untarred tree, a directory moved,
+ * truncate-and-rewrite, hard links, symlinks (one replaced by ln -sfn), a fifo, an untarred tree, a directory moved,
  * deletions, xattrs. Each durable step is promised; each change to a promised entry first
  * widens what may be found.
  */
@@ -294,6 +294,13 @@ export function homeWorkload(d: HomeDriver, P: Promises): void {
   d.fsyncdir(".cache");
   P.exact("report", "report");
   P.exact(".cache/fifo", ".cache/fifo");
+  // ln -sfn: a new link under a temporary name, renamed over the old one; neither link's
+  // stored copy of its target is fsync'd (the target is in the record: format rule 3)
+  P.widen("report", [{ kind: "l", perms: [0o777], target: "Documents/notes.txt" }], [".report.tmp"]);
+  d.symlink("Documents/notes.txt", ".report.tmp");
+  d.rename(".report.tmp", "report");
+  d.fsyncdir("");
+  P.exact("report", "report");
 
   // an untarred tree, never fsync'd; then moved as a whole
   d.mkdir("proj");

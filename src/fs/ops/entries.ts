@@ -62,9 +62,10 @@ function makeFileLike(
   extra: Partial<MetaRecord> = {},
 ): EntryParam {
   mustBeAbsent(L, parent, name);
-  // A symlink's target is its stored content: durable before its record fingerprints it, or
-  // a pull after fsync of the folder could leave an empty file (found by test/crash-states).
-  const stored = L.createStored(parent, name, (path) => L.lower.writeNew(path, content, content.length > 0));
+  // No fsync: a symlink's target is read from its record, the stored content is a copy for
+  // other systems. A pull that leaves the copy empty (or zeros) with the record on the stick
+  // still shows the link (docs/format.md, rule 3); `pershome check --repair` rewrites the copy.
+  const stored = L.createStored(parent, name, (path) => L.lower.writeNew(path, content, false));
   const inode = adopt(L, parent, name, stored, kind);
   const t = now();
   const facts = L.refreshFingerprint(inode, { kind, mode: mode & 0o7777, mtime: t, ctime: t, ...extra });
