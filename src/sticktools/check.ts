@@ -23,6 +23,8 @@ export const LINKS_DIR = "links";
 export const LOST_FOUND = "lost+found";
 export const HOME_RECORD = "home";
 const LINK_ID = /^[0-9a-f]{16,32}$/;
+/** the longest symlink target the layer makes (PATH_MAX - 1) */
+export const MAX_LINK_COPY = 4095;
 
 /** The placeholder the layer writes under each name of a hard-linked file (src/fs/ops/entries.ts). */
 const PLACEHOLDER =
@@ -87,6 +89,7 @@ export type FindingKind =
   | "record-stale"
   | "record-refresh"
   | "record-open"
+  | "link-copy-missing"
   | "placeholder-no-record"
   | "placeholder-orphan"
   | "link-data-missing"
@@ -305,6 +308,22 @@ function stillMatches(d: DirScan, name: string, rec: MetaRecord, facts: StoredFa
     }
   }
   return false;
+}
+
+/**
+ * Does a symlink's stored file hold its target, as the layer writes it? The layer reads the
+ * target from the record; the copy is for other systems, and is written without an fsync, so
+ * a pull can leave it empty or zeros (docs/format.md, rule 3).
+ */
+function linkCopyIntact(d: DirScan, name: string, rec: MetaRecord, facts: StoredFacts): boolean {
+  const target = rec.target;
+  if (target === undefined || target.length > MAX_LINK_COPY) return true; // nothing to compare
+  if (facts.size !== target.length) return false;
+  try {
+    return readSmall(`${d.abs}/${name}`, MAX_LINK_COPY)?.toString("latin1") === target;
+  } catch {
+    return true; // unreadable: not something a rewrite would help
+  }
 }
 
 function sameFp(fp: readonly [number, number] | undefined, facts: StoredFacts): boolean {
@@ -559,6 +578,18 @@ export function checkHome(home: string): Report {
           message:
             "it was being written when the stick was last pulled or the computer stopped: check that its contents are complete",
           fix: "keeps its permissions and marks it finished",
+        });
+      }
+      if (rec.kind === "l" && !linkCopyIntact(d, name, rec, facts)) {
+        add({
+          kind: "link-copy-missing",
+          severity: "note",
+          path,
+          dir: d.rel,
+          name,
+          message:
+            "this symbolic link is fine, but the copy of its target kept for Windows and macOS did not reach the stick before it was pulled (there it shows as an empty file)",
+          fix: "writes the copy again",
         });
       }
       if (rec.kind === "h" && rec.linkId) ref(rec.linkId, d.rel, name);

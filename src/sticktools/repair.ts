@@ -195,6 +195,17 @@ function repair(report: Report, now: Date): RepairResult {
   const ok = (finding: Finding, done: string): void => {
     res.fixed.push({ finding, done });
   };
+  /** a folder's log, written only the documented way */
+  const metaOf = (rel: string): DirMeta => {
+    const abs = absOf(rel);
+    const isArea = rel === AREA_DIR;
+    return new DirMeta(
+      lower,
+      () => abs,
+      () => (name) => (isArea && name === HOME_RECORD) || stat(`${abs}/${name}`) !== null,
+      () => {},
+    );
+  };
 
   // Damaged logs: start from what can still be read, then let the other fixes change it.
   for (const d of report.dirs.values()) {
@@ -298,6 +309,8 @@ function repair(report: Report, now: Date): RepairResult {
   }
 
   // 3. what each log should say
+  /** symlinks whose stored copy of the target is to be written again (step 5) */
+  const copies: Finding[] = [];
   for (const f of report.findings) {
     const rel = f.dir;
     if (rel === undefined) continue;
@@ -365,6 +378,9 @@ function repair(report: Report, now: Date): RepairResult {
           ok(f, "linked it to its data again");
         }
         break;
+      case "link-copy-missing":
+        copies.push(f);
+        break;
       case "link-count": {
         const links = dirOf(linksRel)!;
         const data = links.entries.get(name)!;
@@ -379,6 +395,12 @@ function repair(report: Report, now: Date): RepairResult {
       default:
         break;
     }
+  }
+  // The record goes to the stick marked "being written" before the copy changes, so that a
+  // pull in between still shows the link whatever the copy's size and time then are.
+  for (const f of copies) {
+    const cur = current(f.dir!, f.name!);
+    if (cur?.kind === "l") setRec(f.dir!, { ...cur, writing: true });
   }
 
   // 4. write the logs, directory by directory, through DirMeta
@@ -406,12 +428,7 @@ function repair(report: Report, now: Date): RepairResult {
           );
         }
       }
-      const meta = new DirMeta(
-        lower,
-        () => abs,
-        () => (name) => (isArea && name === HOME_RECORD) || stat(`${abs}/${name}`) !== null,
-        () => {},
-      );
+      const meta = metaOf(rel);
       for (const name of plan.del) meta.forget(name);
       for (const rec of plan.set.values()) meta.set(rec);
       if (plan.compact && plan.set.size === 0) {
@@ -454,6 +471,9 @@ function repair(report: Report, now: Date): RepairResult {
       res.fixed = res.fixed.filter((r) => r.finding.dir !== rel);
     }
   }
+  // 5. symlinks' stored copies of their targets, each durable before its record's fingerprint
+  rewriteLinkCopies(copies, res, lower, absOf, metaOf);
+
   try {
     lf.writeListing();
   } catch {
@@ -462,4 +482,59 @@ function repair(report: Report, now: Date): RepairResult {
   lower.settleRemoved(); // vfat: what the repair removed, durable before its space is reused
   res.lostFound = lf.listed;
   return res;
+}
+
+/**
+ * Writes each symlink's target into its stored file again (what a pull left empty or zeros:
+ * docs/format.md, rule 3), fsyncs it, then gives its record, written ahead with "w":1 in step
+ * 4, the new fingerprint, durably.
+ */
+function rewriteLinkCopies(
+  copies: Finding[],
+  res: RepairResult,
+  lower: NodeLower,
+  absOf: (rel: string) => string,
+  metaOf: (rel: string) => DirMeta,
+): void {
+  const failedHere = (f: Finding): boolean => res.failed.some((x) => x.finding.dir === f.dir);
+  const byDir = new Map<string, Finding[]>();
+  for (const f of copies) if (!failedHere(f)) byDir.set(f.dir!, [...(byDir.get(f.dir!) ?? []), f]);
+  for (const [rel, list] of byDir) {
+    const meta = metaOf(rel);
+    const done: Finding[] = [];
+    for (const f of list) {
+      try {
+        const rec = meta.get(f.name!);
+        if (rec?.kind !== "l" || rec.target === undefined) continue;
+        if (!rec.writing) {
+          res.failed.push({ finding: f, why: "its record could not be marked first" });
+          continue;
+        }
+        const path = `${absOf(rel)}/${f.name!}`;
+        const copy = Buffer.from(rec.target, "latin1");
+        const fd = lower.open(path, fs.constants.O_WRONLY);
+        try {
+          lower.write(fd, copy, 0);
+          if (lower.fstat(fd).size > copy.length) lower.ftruncate(fd, copy.length);
+          lower.fsync(fd);
+        } finally {
+          lower.close(fd);
+        }
+        const facts = lower.stat(path);
+        if (!facts) continue;
+        const next: MetaRecord = { ...rec, fp: fingerprint(facts) };
+        delete next.writing;
+        meta.set(next);
+        done.push(f);
+      } catch (err) {
+        res.failed.push({ finding: f, why: errCode(err) ?? String(err) });
+      }
+    }
+    try {
+      meta.flush(true);
+      for (const f of done) res.fixed.push({ finding: f, done: "wrote the copy of its target again" });
+    } catch (err) {
+      for (const f of done) res.failed.push({ finding: f, why: errCode(err) ?? String(err) });
+    }
+  }
 }

@@ -229,6 +229,74 @@ describe("pershome check --repair on exFAT", () => {
     await s.detach();
   });
 
+  // A symlink's stored copy of its target is written without an fsync (docs/format.md,
+  // rule 3): what a pull can leave of it (empty, or its size in zeros, with the time it was
+  // made) still reads back as the link, and --repair writes the copy again.
+  it("a symlink whose stored copy a pull left empty or zeroed is still the link; --repair writes the copy again", async () => {
+    const s = await exfatHostStick(dir, "linkcopy", 32);
+    expect((await pershome(["init", s.root])).code).toBe(0);
+    const mnt = join(dir, "linkcopy-layer");
+    mkdirSync(mnt, { recursive: true });
+    let layer = await mountLayer(s.home, mnt);
+    mkdirSync(join(mnt, "d"));
+    symlinkSync("../target/file", join(mnt, "d/empty"));
+    symlinkSync("other", join(mnt, "d/zeros"));
+    symlinkSync("third", join(mnt, "d/replaced"));
+    await layer.stop();
+
+    /** what a pull leaves: the stored file's data lost, its entry's time kept */
+    const pulled = (name: string, data: Buffer | string, mtime?: Date): void => {
+      const p = join(s.home, "d", name);
+      const st = statSync(p);
+      writeFileSync(p, data);
+      utimesSync(p, st.atime, mtime ?? st.mtime);
+    };
+    pulled("empty", "");
+    pulled("zeros", Buffer.alloc(5));
+    pulled("replaced", "", new Date("2024-01-01")); // an empty file made elsewhere, later
+
+    layer = await mountLayer(s.home, mnt);
+    try {
+      for (const [name, target] of [
+        ["empty", "../target/file"],
+        ["zeros", "other"],
+      ]) {
+        expect(lstatSync(join(mnt, "d", name!)).isSymbolicLink(), name).toBe(true);
+        expect(readlinkSync(join(mnt, "d", name!)), name).toBe(target);
+      }
+      const other = lstatSync(join(mnt, "d/replaced"));
+      expect(other.isFile() && other.size === 0).toBe(true); // shown as the empty file it is
+    } finally {
+      await layer.stop();
+    }
+
+    const c = await pershome(["check", s.root, "--json"]);
+    // no link is reported damaged (the replaced one's record may be stale, or dropped already)
+    expect(kinds(c).filter((k) => k !== "record-stale")).toEqual([]);
+    const notes = (json(c).findings as { kind: string; path: string }[])
+      .filter((f) => f.kind === "link-copy-missing")
+      .map((f) => f.path)
+      .sort();
+    expect(notes).toEqual(["/d/empty", "/d/zeros"]);
+    const fix = await pershome(["check", "--repair", s.root, "--json"]);
+    expect(fix.code, fix.stdout + fix.stderr).toBe(0);
+    expect(json(fix)).toMatchObject({ clean: true, remaining: [], failed: [] });
+    expect(readFileSync(join(s.home, "d/empty"), "utf8")).toBe("../target/file");
+    expect(readFileSync(join(s.home, "d/zeros"), "utf8")).toBe("other");
+    const again = await pershome(["check", s.root, "--json"]);
+    expect(again.code, again.stdout).toBe(0);
+    expect(json(again).findings).toEqual([]);
+
+    layer = await mountLayer(s.home, mnt);
+    try {
+      expect(readlinkSync(join(mnt, "d/empty"))).toBe("../target/file");
+      expect(readlinkSync(join(mnt, "d/zeros"))).toBe("other");
+    } finally {
+      await layer.stop();
+    }
+    await s.detach();
+  });
+
   it("refuses to check a home that is mounted right now", async () => {
     const s = await exfatHostStick(dir, "busy", 32);
     expect((await pershome(["init", s.root])).code).toBe(0);

@@ -1,0 +1,52 @@
+// check --repair writes a symlink's stored copy of its target again (docs/format.md, rule 3)
+// after marking its record "being written", so that a pull during the repair still shows the
+// link; a record left so by such a pull is repaired in the same run. On a plain directory,
+// through the layer (the exFAT mount case is in check-repair.test.ts).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { HomeDriver } from "../../lab/crash/driver.js";
+import { parseLog, recordLine } from "../../src/format/records.js";
+import { NodeLower } from "../../src/fs/lower.js";
+import { checkHome } from "../../src/sticktools/check.js";
+import { repairHome } from "../../src/sticktools/repair.js";
+
+let work = "";
+afterEach(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+it.each([
+  ["as a pull leaves it", false],
+  ["with its record left open by a pull during an earlier repair", true],
+])("a symlink's empty stored copy (%s) is written again, and a second check is clean", (_, open) => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "pershome-linkcopy-"));
+  const home = path.join(work, "pershome");
+  fs.mkdirSync(home);
+  HomeDriver.prepare(home);
+  const lower = (): NodeLower => new NodeLower(Buffer.from(home).toString("latin1"));
+  const d = new HomeDriver(lower());
+  d.symlink("../some/target", "ln");
+  d.unmount();
+  const stub = path.join(home, "ln");
+  const st = fs.statSync(stub);
+  fs.truncateSync(stub, 0);
+  fs.utimesSync(stub, st.atime, st.mtime);
+  if (open) {
+    const log = path.join(home, ".pershome.meta.a");
+    const rec = parseLog(fs.readFileSync(log)).records.get("ln")!;
+    fs.appendFileSync(log, recordLine({ ...rec, writing: true }));
+  }
+
+  const first = checkHome(home);
+  const kinds = first.findings.map((f) => f.kind).sort();
+  expect(kinds).toEqual(open ? ["link-copy-missing", "record-open"] : ["link-copy-missing"]);
+  const r = repairHome(first);
+  expect(r.failed).toEqual([]);
+  expect(r.fixed.map((x) => x.done)).toContain("wrote the copy of its target again");
+  expect(fs.readFileSync(stub, "utf8")).toBe("../some/target");
+  expect(checkHome(home).findings).toEqual([]);
+  const v = new HomeDriver(lower()).view("ln");
+  expect(v).toMatchObject({ kind: "l", target: "../some/target" });
+});
