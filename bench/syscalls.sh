@@ -48,6 +48,9 @@ phase rename 'python3 -c "import os
 for i in range(2000): os.rename(f\"f{i}\", f\"g{i}\")
 for i in range(2000): os.rename(f\"g{i}\", f\"a/h{i}\")
 for i in range(0,2000,2): os.rename(f\"a/h{i}\", f\"a/h{i+1}\")"'
+phase symlink 'python3 -c "import os
+os.mkdir(\"s\")
+for i in range(1000): os.symlink(f\"target-{i}\", f\"s/l{i}\")"'
 umount "$mnt"
 sleep 1
 rm -rf "$low" "$mnt"
