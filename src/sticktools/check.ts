@@ -90,6 +90,7 @@ export type FindingKind =
   | "record-refresh"
   | "record-open"
   | "link-copy-missing"
+  | "link-copy-other"
   | "placeholder-no-record"
   | "placeholder-orphan"
   | "link-data-missing"
@@ -313,17 +314,25 @@ function stillMatches(d: DirScan, name: string, rec: MetaRecord, facts: StoredFa
 /**
  * Does a symlink's stored file hold its target, as the layer writes it? The layer reads the
  * target from the record; the copy is for other systems, and is written without an fsync, so
- * a pull can leave it empty or zeros (docs/format.md, rule 3).
+ * a pull can leave it empty, or of its size with zeros after a part of the target
+ * (docs/format.md, rule 3): "missing". Any other content is "other": a pull on FAT can also
+ * leave an entry pointing at a cluster that was free and may since hold another file's data,
+ * so --repair never writes into such a copy (the stick's own fsck/chkdsk first).
  */
-function linkCopyIntact(d: DirScan, name: string, rec: MetaRecord, facts: StoredFacts): boolean {
+function linkCopy(d: DirScan, name: string, rec: MetaRecord, facts: StoredFacts): "ok" | "missing" | "other" {
   const target = rec.target;
-  if (target === undefined || target.length > MAX_LINK_COPY) return true; // nothing to compare
-  if (facts.size !== target.length) return false;
+  if (target === undefined || target.length > MAX_LINK_COPY) return "ok"; // nothing to compare
+  if (facts.size === 0) return target.length === 0 ? "ok" : "missing";
+  if (facts.size !== target.length) return "other";
+  let copy: string | undefined;
   try {
-    return readSmall(`${d.abs}/${name}`, MAX_LINK_COPY)?.toString("latin1") === target;
+    copy = readSmall(`${d.abs}/${name}`, MAX_LINK_COPY)?.toString("latin1");
   } catch {
-    return true; // unreadable: not something a rewrite would help
+    return "ok"; // unreadable: not something a rewrite would help
   }
+  if (copy === undefined || copy === target) return "ok";
+  const zeros = copy.search(/\0*$/);
+  return target.startsWith(copy.slice(0, zeros)) ? "missing" : "other";
 }
 
 function sameFp(fp: readonly [number, number] | undefined, facts: StoredFacts): boolean {
@@ -580,7 +589,8 @@ export function checkHome(home: string): Report {
           fix: "keeps its permissions and marks it finished",
         });
       }
-      if (rec.kind === "l" && !linkCopyIntact(d, name, rec, facts)) {
+      const copy = rec.kind === "l" ? linkCopy(d, name, rec, facts) : "ok";
+      if (copy === "missing") {
         add({
           kind: "link-copy-missing",
           severity: "note",
@@ -590,6 +600,15 @@ export function checkHome(home: string): Report {
           message:
             "this symbolic link is fine, but the copy of its target kept for Windows and macOS did not reach the stick before it was pulled (there it shows as an empty file)",
           fix: "writes the copy again",
+        });
+      } else if (copy === "other") {
+        add({
+          kind: "link-copy-other",
+          severity: "note",
+          path,
+          message:
+            "this symbolic link is fine, but the copy of its target kept for Windows and macOS holds other bytes, which a pull can leave on a FAT stick whose own check (fsck.fat, chkdsk) has not run since; recreate the link to write the copy again",
+          fix: "nothing",
         });
       }
       if (rec.kind === "h" && rec.linkId) ref(rec.linkId, d.rel, name);

@@ -50,3 +50,38 @@ it.each([
   const v = new HomeDriver(lower()).view("ln");
   expect(v).toMatchObject({ kind: "l", target: "../some/target" });
 });
+
+// A pull on FAT can leave an entry pointing at a cluster that was free and may since hold
+// another file's data: a copy with other bytes is never written into, only noted.
+it("a symlink's copy holding other bytes is noted, never written into; the link still reads", () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "pershome-linkcopy-"));
+  const home = path.join(work, "pershome");
+  fs.mkdirSync(home);
+  HomeDriver.prepare(home);
+  const lower = (): NodeLower => new NodeLower(Buffer.from(home).toString("latin1"));
+  const d = new HomeDriver(lower());
+  d.symlink("../some/target", "ln");
+  d.symlink("../half/target", "half");
+  d.unmount();
+  const pulled = (name: string, data: Buffer): void => {
+    const stub = path.join(home, name);
+    const st = fs.statSync(stub);
+    fs.writeFileSync(stub, data);
+    fs.utimesSync(stub, st.atime, st.mtime);
+  };
+  const other = Buffer.from("someone else's"); // as long as the target
+  pulled("ln", other);
+  pulled("half", Buffer.concat([Buffer.from("../hal"), Buffer.alloc(8)])); // a torn write: ours
+  const report = checkHome(home);
+  expect(report.findings.map((f) => `${f.kind} ${f.path}`).sort()).toEqual([
+    "link-copy-missing /half",
+    "link-copy-other /ln",
+  ]);
+  const r = repairHome(report);
+  expect(r.failed).toEqual([]);
+  expect(fs.readFileSync(path.join(home, "ln")).equals(other)).toBe(true);
+  expect(fs.readFileSync(path.join(home, "half"), "utf8")).toBe("../half/target");
+  const v = new HomeDriver(lower());
+  expect(v.view("ln")).toMatchObject({ kind: "l", target: "../some/target" });
+  expect(v.view("half")).toMatchObject({ kind: "l", target: "../half/target" });
+});
