@@ -429,13 +429,15 @@ export class Layer {
   /**
    * Takes a new fingerprint of the stored file into the record (after the layer changed it).
    * Returns the facts it read, for the caller's reply (undefined if it read none).
+   * `fd`: a descriptor open on the stored file, fstat'ed instead of an lstat by path (no path
+   * to build or walk, and no queued rename of the name to settle first: src/fs/renames-behind.ts).
    */
-  refreshFingerprint(inode: Inode, extra: Partial<MetaRecord> = {}): StoredFacts | undefined {
+  refreshFingerprint(inode: Inode, extra: Partial<MetaRecord> = {}, fd?: number): StoredFacts | undefined {
     if (inode.isDir || !inode.linked) {
       if (Object.keys(extra).length > 0) this.updateRecord(inode, extra);
       return undefined;
     }
-    const facts = this.lower.stat(this.pathOf(inode));
+    const facts = fd !== undefined ? this.lower.fstat(fd) : this.lower.stat(this.pathOf(inode));
     if (!facts) return undefined;
     this.updateRecord(inode, { ...extra, fp: fingerprint(facts) }, facts);
     return facts;

@@ -130,7 +130,8 @@ function openFlags(flags: number): number {
   return (flags & O_ACCMODE) | (flags & (C.O_TRUNC | C.O_SYNC | C.O_DSYNC));
 }
 
-function startHandle(L: Layer, inode: Inode, fd: number, flags: number): FileHandle {
+/** `recorded`: the caller has just written the whole record, "being written" included. */
+function startHandle(L: Layer, inode: Inode, fd: number, flags: number, recorded = false): FileHandle {
   const writable = (flags & O_ACCMODE) !== C.O_RDONLY;
   inode.openCount++;
   (inode.fds ??= new Set()).add(fd);
@@ -142,7 +143,7 @@ function startHandle(L: Layer, inode: Inode, fd: number, flags: number): FileHan
         const { meta, name } = L.slotOf(inode);
         inode.markPending = meta.onStick(name) && !(meta.isDurable(name) && meta.get(name)?.writing);
       }
-      L.updateRecord(inode, { writing: true });
+      if (!recorded) L.updateRecord(inode, { writing: true });
     }
   }
   return { kind: "file", fd, inode, writable, dirty: (flags & C.O_TRUNC) !== 0 };
@@ -186,7 +187,7 @@ export function create(
   if (writable) rec.writing = true;
   index.meta.set(rec);
   L.touchDir(parent);
-  const h = startHandle(L, inode, fd, flags);
+  const h = startHandle(L, inode, fd, flags, true);
   inode.nlookup++;
   return { entry: L.entry(inode, describe(facts, rec)), h };
 }
@@ -226,7 +227,7 @@ function settle(L: Layer, h: FileHandle, closing: boolean): void {
   if (!inode.linked) return;
   const stillWriting = inode.writers - (closing && h.writable ? 1 : 0) > 0;
   if (h.dirty || (closing && h.writable && !stillWriting))
-    L.refreshFingerprint(inode, { writing: stillWriting });
+    L.refreshFingerprint(inode, { writing: stillWriting }, h.fd);
   h.dirty = false;
 }
 
