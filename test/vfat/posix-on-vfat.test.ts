@@ -57,7 +57,9 @@ describe("the POSIX suite on FAT32 with the kernel's vfat driver (micro-VM)", ()
         `cd ${REPO}`,
         "export TMPDIR=/tmp PERSHOME_LOWER=vfat PERSHOME_VFAT_DEV=/dev/sda",
         // The guest's view of the tree is a throwaway overlay; keep vitest's own writes in /tmp.
-        `node node_modules/vitest/vitest.mjs run --no-cache --configLoader runner --reporter=verbose ${files}`,
+        // A TCG guest is several times slower than the host, more so while other suites run
+        // beside it (one 60 s test timed out so): 4x the host's per-test timeout.
+        `node node_modules/vitest/vitest.mjs run --no-cache --configLoader runner --reporter=verbose --testTimeout=240000 ${files}`,
       ].join("\n");
       const r = await runInVm({
         command,
