@@ -120,7 +120,6 @@ static napi_value keys(napi_env env) {
 static napi_value key(napi_env env, int k) {
   napi_value v; napi_get_element(env, keys(env), k, &v); return v;
 }
-static void set(napi_env env, napi_value o, int k, napi_value v) { napi_set_property(env, o, key(env, k), v); }
 
 /* Reads obj[keys[k]] as a number; throws a TypeError naming the field if it is not one. */
 static int get_num_k(napi_env env, napi_value obj, napi_value ks, int k, double *out) {
@@ -268,25 +267,19 @@ static void flat_open(const double *f, struct fuse_file_info *fi) {
 /* FileInfo objects come from a small JS function (FI_MAKE, made once at load): its object
  * literal has its final shape at once, where five napi_set_property calls each took the
  * runtime's slow path (~4 % of the daemon's samples in a perf record of creates: every create,
- * write and release carries one). The property-by-property form stays as the fallback. */
+ * write and release carries one). */
 #define FI_MAKE "(function (fh, flags, writepage, lockOwner, flush) {" \
   " return { fh, flags, writepage, lockOwner, flush }; })"
 static napi_value fi_obj(napi_env env, const struct fuse_file_info *fi) {
-  napi_value o, lo, ks, k, fn, recv; addon *a;
+  napi_value o, lo, fn, recv; addon *a;
   napi_create_bigint_uint64(env, fi->lock_owner, &lo);
   napi_value v[5] = {num(env, fi->fh), num(env, fi->flags), boolean(env, fi->writepage), lo,
                      boolean(env, fi->flush)};
   napi_get_instance_data(env, (void **)&a);
-  if (a->fi_make && napi_get_reference_value(env, a->fi_make, &fn) == napi_ok &&
-      napi_get_undefined(env, &recv) == napi_ok && napi_call_function(env, recv, fn, 5, v, &o) == napi_ok)
-    return o;
-  napi_get_and_clear_last_exception(env, &o);
-  ks = keys(env); napi_create_object(env, &o);
-  static const int which[5] = {K_fh, K_flags, K_writepage, K_lockOwner, K_flush};
-  for (int i = 0; i < 5; i++) {
-    napi_get_element(env, ks, which[i], &k);
-    napi_set_property(env, o, k, v[i]);
-  }
+  napi_get_reference_value(env, a->fi_make, &fn);
+  napi_get_undefined(env, &recv);
+  /* fails only with an exception pending, which then fails the op's call as well */
+  if (napi_call_function(env, recv, fn, 5, v, &o) != napi_ok) o = recv;
   return o;
 }
 
@@ -994,7 +987,7 @@ static void addon_finalize(napi_env env, void *data, void *hint) {
   napi_delete_reference(env, a->keys);
   napi_delete_reference(env, a->req_class);
   napi_delete_reference(env, a->flat_ref);
-  if (a->fi_make) napi_delete_reference(env, a->fi_make);
+  napi_delete_reference(env, a->fi_make);
   free(a);
 }
 
@@ -1019,8 +1012,8 @@ static napi_value init_module(napi_env env, napi_value exports) {
   napi_create_reference(env, v, 1, &a->flat_ref);
   napi_value src;
   napi_create_string_utf8(env, FI_MAKE, NAPI_AUTO_LENGTH, &src);
-  if (napi_run_script(env, src, &v) == napi_ok) napi_create_reference(env, v, 1, &a->fi_make);
-  else napi_get_and_clear_last_exception(env, &v); /* fi_obj falls back */
+  CHECK(napi_run_script(env, src, &v));
+  napi_create_reference(env, v, 1, &a->fi_make);
   napi_set_instance_data(env, a, addon_finalize, NULL);
 
 #define FN(n, f) {n, NULL, f, NULL, NULL, NULL, napi_enumerable, NULL}
