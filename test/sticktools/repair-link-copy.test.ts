@@ -17,22 +17,34 @@ afterEach(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-it.each([
-  ["as a pull leaves it", false],
-  ["with its record left open by a pull during an earlier repair", true],
-])("a symlink's empty stored copy (%s) is written again, and a second check is clean", (_, open) => {
+/** A fresh home written through the layer (no FUSE) with the given symlinks, unmounted. */
+function homeWithLinks(links: Record<string, string>): { home: string; lower: () => NodeLower } {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "pershome-linkcopy-"));
   const home = path.join(work, "pershome");
   fs.mkdirSync(home);
   HomeDriver.prepare(home);
   const lower = (): NodeLower => new NodeLower(Buffer.from(home).toString("latin1"));
   const d = new HomeDriver(lower());
-  d.symlink("../some/target", "ln");
+  for (const [name, target] of Object.entries(links)) d.symlink(target, name);
   d.unmount();
-  const stub = path.join(home, "ln");
+  return { home, lower };
+}
+
+/** What a pull can leave in a link's stored copy: other content, with the time it had. */
+function pulled(home: string, name: string, data: Buffer): void {
+  const stub = path.join(home, name);
   const st = fs.statSync(stub);
-  fs.truncateSync(stub, 0);
+  fs.writeFileSync(stub, data);
   fs.utimesSync(stub, st.atime, st.mtime);
+}
+
+it.each([
+  ["as a pull leaves it", false],
+  ["with its record left open by a pull during an earlier repair", true],
+])("a symlink's empty stored copy (%s) is written again, and a second check is clean", (_, open) => {
+  const { home, lower } = homeWithLinks({ ln: "../some/target" });
+  const stub = path.join(home, "ln");
+  pulled(home, "ln", Buffer.alloc(0));
   if (open) {
     const log = path.join(home, ".pershome.meta.a");
     const rec = parseLog(fs.readFileSync(log)).records.get("ln")!;
@@ -54,24 +66,10 @@ it.each([
 // A pull on FAT can leave an entry pointing at a cluster that was free and may since hold
 // another file's data: a copy with other bytes is never written into, only noted.
 it("a symlink's copy holding other bytes is noted, never written into; the link still reads", () => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), "pershome-linkcopy-"));
-  const home = path.join(work, "pershome");
-  fs.mkdirSync(home);
-  HomeDriver.prepare(home);
-  const lower = (): NodeLower => new NodeLower(Buffer.from(home).toString("latin1"));
-  const d = new HomeDriver(lower());
-  d.symlink("../some/target", "ln");
-  d.symlink("../half/target", "half");
-  d.unmount();
-  const pulled = (name: string, data: Buffer): void => {
-    const stub = path.join(home, name);
-    const st = fs.statSync(stub);
-    fs.writeFileSync(stub, data);
-    fs.utimesSync(stub, st.atime, st.mtime);
-  };
+  const { home, lower } = homeWithLinks({ ln: "../some/target", half: "../half/target" });
   const other = Buffer.from("someone else's"); // as long as the target
-  pulled("ln", other);
-  pulled("half", Buffer.concat([Buffer.from("../hal"), Buffer.alloc(8)])); // a torn write: ours
+  pulled(home, "ln", other);
+  pulled(home, "half", Buffer.concat([Buffer.from("../hal"), Buffer.alloc(8)])); // a torn write: ours
   const report = checkHome(home);
   expect(report.findings.map((f) => `${f.kind} ${f.path}`).sort()).toEqual([
     "link-copy-missing /half",
