@@ -224,11 +224,23 @@ Then(
     );
     const r = (await this.running.get("joseph")) as { rc: number; output: string };
     this.attach(`${r.output}\nrc=${r.rc}`, "text/plain");
-    // Logout cleaned up: no layer on the home, no stick mount left.
+    // Logout cleaned up pershome's part: no layer on the home, no stick mount left.
     await m.waitUntilSucceeds(
-      "! findmnt -rn -o TARGET | grep -E '^(/home/joseph|/run/pershome/joseph)'",
+      "! findmnt -rn -o TARGET,FSTYPE | grep -E '^/home/joseph fuse.pershome|^/run/pershome/joseph'",
       120_000,
     );
+    // The home under it is LTSP's SSHFS mount (pamltsp, at the password check). pamltsp unmounts
+    // it in the background once no process of the user is left, polling up to 120 times a
+    // second or more apart; a process of joseph's that outlives the logout keeps it up.
+    try {
+      await m.waitUntilSucceeds("! findmnt -rn -o TARGET | grep -qx /home/joseph", 300_000, 2_000);
+    } catch (e) {
+      const left = await m.execute(
+        "findmnt -rn -o TARGET,FSTYPE | grep joseph; ps -u joseph -o pid,stat,etime,args",
+      );
+      this.attach(`joseph's mounts and processes left:\n${left.output}`, "text/plain");
+      throw e;
+    }
   },
 );
 
