@@ -163,7 +163,7 @@ export const BASELINE_PATHS = [
 /**
  * A day of work in a home: editor saves by rename, new files fsync'd, an sqlite-like
  * database with a journal, a log with big appends, chmod churn (enough to compact a log),
- * truncate-and-rewrite, hard links, symlinks (one replaced by ln -sfn), a fifo, an untarred tree, a directory moved,
+ * truncate-and-rewrite, hard links, git's link-then-unlink, symlinks (one replaced by ln -sfn), a fifo, an untarred tree, a directory moved,
  * deletions, xattrs. Each durable step is promised; each change to a promised entry first
  * widens what may be found.
  */
@@ -286,6 +286,36 @@ export function homeWorkload(d: HomeDriver, P: Promises): void {
   d.append("Documents/draft-0.txt", text("more\n", 100), true);
   P.exact("Documents/draft-0.txt", "Documents/draft-0.txt");
   P.exact("link:draft-0b", "src/draft-0.copy");
+
+  // git's objects: a temporary file link()ed to its final name, then the temporary one
+  // unlinked (for the stick, a rename written behind). Written with an fsync (git's
+  // core.fsync=loose-object), an object keeps its content under one name or the other, and
+  // under the final one once the folder is synced; written without, only its name is promised.
+  d.mkdir(".git-objects");
+  d.fsyncdir("");
+  const objects = [0, 1, 2].map((i) => ({
+    size: 300 + i * 2000,
+    key: `object:${i}`,
+    tmp: `.git-objects/tmp_obj_${i}`,
+    final: `.git-objects/obj${i}`,
+    synced: i < 2,
+  }));
+  for (const o of objects) {
+    d.writeFile(o.tmp, bytes(r, o.size), { mode: 0o444, sync: o.synced });
+    if (o.synced) {
+      P.exact(o.key, o.tmp);
+      P.widen(o.key, [], [o.final]);
+    } else {
+      P.set(o.key, [o.final], [{ absent: true }, { kind: "f" }]);
+    }
+    d.link(o.tmp, o.final);
+    d.unlink(o.tmp);
+  }
+  d.fsyncdir(".git-objects");
+  for (const o of objects) {
+    if (o.synced) P.exact(o.key, o.final);
+    else P.set(o.key, [o.final], [{ kind: "f" }]);
+  }
 
   // symlinks and a fifo
   d.symlink("Documents/report.odt", "report");

@@ -13,6 +13,7 @@ import type { FileHandle } from "../../src/fs/handles.js";
 import * as dirs from "../../src/fs/ops/dirs.js";
 import * as entries from "../../src/fs/ops/entries.js";
 import * as files from "../../src/fs/ops/files.js";
+import * as links from "../../src/fs/ops/links.js";
 import * as xattrs from "../../src/fs/ops/xattrs.js";
 import { S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../../src/fs/ops/modes.js";
 import { SetattrValid as V } from "../../src/native/types.js";
@@ -82,6 +83,11 @@ export class HomeDriver {
     return cur;
   }
 
+  /** What the kernel's request does first (src/fs/filesystem.ts): makes a pending first hard link. */
+  private request(what: string): void {
+    links.beforeRequest(this.L, what);
+  }
+
   private parent(path: string): [Inode, string] {
     const p = parts(path);
     const name = p.pop();
@@ -90,11 +96,13 @@ export class HomeDriver {
   }
 
   mkdir(path: string, mode = 0o755): void {
+    this.request("mkdir");
     const [dir, name] = this.parent(path);
     entries.mkdir(this.L, dir, name, mode);
   }
 
   create(path: string, mode = 0o644): FileHandle {
+    this.request("create");
     const [dir, name] = this.parent(path);
     const { h } = files.create(this.L, dir, name, mode, C.O_WRONLY | C.O_CREAT | C.O_EXCL);
     this.open.add(h);
@@ -102,12 +110,14 @@ export class HomeDriver {
   }
 
   openFile(path: string, flags: number): FileHandle {
+    this.request("open");
     const h = files.open(this.L, this.resolve(path), flags);
     this.open.add(h);
     return h;
   }
 
   write(h: FileHandle, data: Buffer, off: number): void {
+    this.request("write");
     // the kernel sends writes of at most 1 MiB (128 KiB here, to make more of them)
     for (let done = 0; done < data.length;) {
       const chunk = data.subarray(done, done + 128 * 1024);
@@ -116,10 +126,12 @@ export class HomeDriver {
   }
 
   fsync(h: FileHandle): void {
+    this.request("fsync");
     files.fsync(this.L, h, false);
   }
 
   close(h: FileHandle): void {
+    this.request("release");
     this.open.delete(h);
     files.release(this.L, h);
   }
@@ -147,14 +159,17 @@ export class HomeDriver {
   }
 
   chmod(path: string, mode: number): void {
+    this.request("setattr");
     files.setattr(this.L, this.resolve(path), attrWith({ mode }), V.MODE, undefined);
   }
 
   truncate(path: string, size: number): void {
+    this.request("setattr");
     files.setattr(this.L, this.resolve(path), attrWith({ size }), V.SIZE, undefined);
   }
 
   utimes(path: string, sec: number): void {
+    this.request("setattr");
     files.setattr(
       this.L,
       this.resolve(path),
@@ -172,10 +187,12 @@ export class HomeDriver {
   }
 
   fsyncdir(path: string): void {
+    this.request("fsyncdir");
     dirs.fsyncdir(this.L, this.resolve(path));
   }
 
   rename(from: string, to: string, flags = 0): void {
+    this.request("rename");
     const [a, an] = this.parent(from);
     const [b, bn] = this.parent(to);
     entries.rename(this.L, a, an, b, bn, flags);
@@ -187,26 +204,31 @@ export class HomeDriver {
   }
 
   rmdir(path: string): void {
+    this.request("rmdir");
     const [dir, name] = this.parent(path);
     entries.rmdir(this.L, dir, name);
   }
 
   symlink(target: string, path: string): void {
+    this.request("symlink");
     const [dir, name] = this.parent(path);
     entries.symlink(this.L, dir, name, Buffer.from(target));
   }
 
   link(existing: string, path: string): void {
+    this.request("link");
     const [dir, name] = this.parent(path);
-    entries.link(this.L, this.resolve(existing), dir, name);
+    links.link(this.L, this.resolve(existing), dir, name);
   }
 
   mkfifo(path: string, mode = 0o644): void {
+    this.request("mknod");
     const [dir, name] = this.parent(path);
     entries.mknod(this.L, dir, name, S_IFIFO | mode);
   }
 
   setxattr(path: string, name: string, value: Buffer): void {
+    this.request("setxattr");
     xattrs.setxattr(this.L, this.resolve(path), name, value, 0);
   }
 
@@ -223,6 +245,7 @@ export class HomeDriver {
 
   /** How one entry looks through the layer, or null when it is not there. */
   view(path: string): ViewEntry | null {
+    this.request("lookup");
     let inode: Inode;
     try {
       inode = this.resolve(path);
@@ -262,6 +285,7 @@ export class HomeDriver {
    * read), and checks that no stored entry is left out of a listing.
    */
   walk(): { view: Map<string, ViewEntry>; problems: string[] } {
+    this.request("readdir");
     const view = new Map<string, ViewEntry>();
     const problems: string[] = [];
     const visit = (dir: Inode, path: string): void => {

@@ -13,6 +13,7 @@ import type { Layer } from "./layer.js";
 import * as dirs from "./ops/dirs.js";
 import * as entries from "./ops/entries.js";
 import * as files from "./ops/files.js";
+import * as links from "./ops/links.js";
 import * as xattrs from "./ops/xattrs.js";
 
 export interface Filesystem {
@@ -33,6 +34,7 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
   /** Runs one operation; answers the errno if it throws. */
   function run(req: FuseReq, what: string, body: () => void): void {
     try {
+      links.beforeRequest(L, what);
       body();
     } catch (err) {
       let errno = errnoOf(err);
@@ -80,7 +82,7 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
       }),
     link: (req, ino, newParent, newName) =>
       run(req, "link", () =>
-        fuse.replyEntry(req, entries.link(L, inode(ino), inode(newParent), name(newName))),
+        fuse.replyEntry(req, links.link(L, inode(ino), inode(newParent), name(newName))),
       ),
     open: (req, ino, fi) =>
       run(req, "open", () => {

@@ -76,6 +76,15 @@ export const NO_ATTR: Attr = Object.freeze({
   ctimeNsec: 0,
 });
 
+export interface PendingLink {
+  inode: Inode;
+  /** the new name */
+  parent: Inode;
+  name: string;
+  /** makes it on the stick */
+  make(): void;
+}
+
 export class Layer {
   readonly inodes = new InodeTable();
   readonly root: Inode;
@@ -87,6 +96,8 @@ export class Layer {
   readonly lower: RenamesBehind;
   /** files renamed since their folder was last synced (see ops/files.ts beforeDataChange) */
   readonly movedSinceSync = new WeakSet<Inode>();
+  /** a first hard link answered but not yet made on the stick (ops/links.ts) */
+  pendingLink: PendingLink | null = null;
 
   constructor(
     lower: Lower,
@@ -451,8 +462,17 @@ export class Layer {
 
   // ---- persistence ------------------------------------------------------------------
 
+  /** Makes a first hard link that was answered but not yet made on the stick (ops/links.ts). */
+  settleLink(): void {
+    const p = this.pendingLink;
+    if (!p) return;
+    this.pendingLink = null;
+    p.make();
+  }
+
   /** Writes every pending record (and queued rename); with `sync`, makes them durable. */
   flushAll(sync: boolean): void {
+    this.settleLink();
     try {
       this.lower.settle();
     } catch (err) {

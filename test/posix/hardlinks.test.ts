@@ -121,6 +121,58 @@ describe.each(lowerKinds())("hard links on a %s lower", (kind) => {
     await t.mount();
   });
 
+  it("link then unlink of the first name (how git stores an object) leaves a plain file on the stick", async () => {
+    const d = await t.dir("git-object");
+    await mkdir(t.p(d, "ab"));
+    await writeFile(t.p(d, "ab", "tmp_obj_x1"), "blob 5\0hello", { mode: 0o444 });
+    await link(t.p(d, "ab", "tmp_obj_x1"), t.p(d, "ab", "cdef01"));
+    const during = await stat(t.p(d, "ab", "cdef01"));
+    expect(during.nlink).toBe(2);
+    await unlink(t.p(d, "ab", "tmp_obj_x1"));
+    const after = await stat(t.p(d, "ab", "cdef01"));
+    expect([after.ino, after.nlink, after.mode & 0o7777]).toEqual([during.ino, 1, 0o444]);
+    expect(await readdir(t.p(d, "ab"))).toEqual(["cdef01"]);
+    await t.unmount();
+    // the data itself under the final name, readable anywhere; nothing in the link store
+    expect(await readFile(t.low(d, "ab", "cdef01"), "utf8")).toBe("blob 5\0hello");
+    expect(existsSync(t.low(d, "ab", "tmp_obj_x1"))).toBe(false);
+    const linksDir = join(t.lower.dir, ".pershome", "links");
+    const inStore: string[] = [];
+    for (const n of existsSync(linksDir) ? await rawNames(linksDir) : []) {
+      const data = await readFile(join(linksDir, n.toString()));
+      if (data.toString() === "blob 5\0hello") inStore.push(n.toString());
+    }
+    expect(inStore, "a copy in .pershome/links").toEqual([]);
+    await t.mount();
+    const again = await stat(t.p(d, "ab", "cdef01"));
+    expect([again.nlink, again.mode & 0o7777]).toEqual([1, 0o444]);
+    expect(await readFile(t.p(d, "ab", "cdef01"), "utf8")).toBe("blob 5\0hello");
+  });
+
+  it("link then unlink of the new name leaves the file as it was", async () => {
+    const d = await t.dir("undone");
+    await writeFile(t.p(d, "a"), "kept");
+    await link(t.p(d, "a"), t.p(d, "b"));
+    await unlink(t.p(d, "b"));
+    expect((await stat(t.p(d, "a"))).nlink).toBe(1);
+    await t.remount();
+    expect(await readdir(t.p(d))).toEqual(["a"]);
+    expect(await readFile(t.low(d, "a"), "utf8")).toBe("kept");
+  });
+
+  it("a link left alone is made on the stick by the 2-second flush, without unmount", async () => {
+    const d = await t.dir("flushed");
+    await writeFile(t.p(d, "a"), "both names");
+    await link(t.p(d, "a"), t.p(d, "b"));
+    // the stick's own view, read while mounted: the names become placeholders
+    const placeholder = async (): Promise<boolean> =>
+      existsSync(t.low(d, "b")) && (await readFile(t.low(d, "a"), "utf8")).startsWith("pershome:");
+    const deadline = Date.now() + 10_000;
+    while (!(await placeholder()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await placeholder()).toBe(true);
+    expect(await readFile(t.p(d, "b"), "utf8")).toBe("both names");
+  });
+
   it("refuses a hard link to a directory", async () => {
     const d = await t.dir("dir");
     await mkdir(t.p(d, "sub"));

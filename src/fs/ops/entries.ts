@@ -2,9 +2,7 @@
  * Operations on names: lookup, creating special files and directories, removing, renaming,
  * hard links, symlinks. Each returns what the kernel is answered with, or throws FsError.
  */
-import { randomBytes } from "node:crypto";
 import { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR_OR_BLK } from "./modes.js";
-import { fingerprint } from "../../format/describe.js";
 import { MAX_STORED_UNITS, bytesToStored, storedToBytes, twinVariant } from "../../format/names.js";
 import type { Kind, MetaRecord } from "../../format/records.js";
 import { foldOfBytes } from "../dir-index.js";
@@ -38,7 +36,7 @@ export function forget(L: Layer, inode: Inode, n: number): void {
   L.inodes.drop(inode);
 }
 
-function mustBeAbsent(L: Layer, parent: Inode, name: string): void {
+export function mustBeAbsent(L: Layer, parent: Inode, name: string): void {
   if (L.dirIndex(parent).byUser.has(name)) fail(E.EEXIST);
 }
 
@@ -147,7 +145,29 @@ function keepIfOpen(L: Layer, inode: Inode): void {
   if (inode.openCount > 0) L.keepDescription(inode);
 }
 
+/**
+ * An unlink while a first link is pending: of the file's first name, the pair becomes a
+ * rename to the new name; of the new name, the link is simply dropped. Returns false for any
+ * other name (the caller makes the link first: ops/links.ts).
+ */
+function unlinkPending(L: Layer, parent: Inode, name: string): boolean {
+  const p = L.pendingLink;
+  if (!p) return false;
+  if (parent === p.parent && name === p.name) {
+    L.pendingLink = null;
+    p.inode.nlink = 1;
+    return true;
+  }
+  if (p.inode.parent !== parent || p.inode.name !== name) return false;
+  L.pendingLink = null;
+  p.inode.nlink = 1;
+  rename(L, parent, name, p.parent, p.name, RENAME_NOREPLACE);
+  return true;
+}
+
 export function unlink(L: Layer, parent: Inode, name: string): void {
+  if (unlinkPending(L, parent, name)) return;
+  L.settleLink();
   const entry = L.dirIndex(parent).byUser.get(name) ?? fail(E.ENOENT);
   const inode = L.child(parent, name);
   if (inode?.isDir) fail(E.EISDIR);
@@ -335,101 +355,4 @@ function caseOnlyRename(lower: Lower, srcPath: string, dirPath: string, target: 
   }
   lower.rename(srcPath, dirPath + via);
   lower.rename(dirPath + via, dirPath + target);
-}
-
-function placeholder(id: string): Buffer {
-  return Buffer.from(
-    `pershome: this file has several names (hard links); its data is in .pershome/links/${id}\r\n`,
-  );
-}
-
-/** Makes sure .pershome/links exists on the stick. */
-function ensureLinksDir(L: Layer): void {
-  const areaPath = L.pathOf(L.area);
-  if (!L.lower.stat(areaPath)) L.lower.mkdir(areaPath);
-  const linksPath = L.pathOf(L.links);
-  if (!L.lower.stat(linksPath)) {
-    L.lower.mkdir(linksPath);
-    // durable before data moves in: a pull must not take the folder and the data with it
-    L.lower.fsyncDir(areaPath);
-    L.newDirIndex(L.links);
-  }
-}
-
-/** Moves a file's data into .pershome/links and leaves a placeholder under its name. */
-function convertToLink(L: Layer, inode: Inode): void {
-  ensureLinksDir(L);
-  const id = randomBytes(12).toString("hex");
-  const parent = inode.parent ?? fail(E.ESTALE);
-  const dataPath = L.pathOf(inode);
-  const { meta } = L.slotOf(inode);
-  const desc = L.describe(inode);
-  const cur = meta.get(inode.stored);
-  const links = L.dirIndex(L.links);
-  const linkPath = L.pathOf(L.links) + "/" + id;
-  // 1. the data's record (with the count) is durable before anything moves
-  links.meta.set({
-    ...(cur ?? { mode: desc.mode & 0o7777, mtime: desc.mtime }),
-    name: id,
-    kind: "f",
-    nlink: 1,
-    writing: true,
-  });
-  L.flushMeta(links.meta, true);
-  // 2. the data moves, and its new entry is made durable before anything replaces the old
-  // one; 3. a placeholder takes its old name, its content durable before a record
-  // fingerprints it (a pull could otherwise keep an empty placeholder: test/crash-states);
-  // 4. the placeholder's entry made durable, 5. then the name's hard-link record: a name
-  // gone with its "h" record left can then only mean it was deleted elsewhere, and check
-  // --repair puts the data back only where the old record says (docs/format.md, rule 5)
-  L.lower.rename(dataPath, linkPath);
-  L.lower.fsyncDir(L.pathOf(L.links));
-  links.add(id, id, false);
-  L.lower.writeNew(dataPath, placeholder(id), true);
-  L.lower.fsyncDir(L.pathOf(parent));
-  const facts = L.lower.stat(dataPath);
-  meta.set({
-    name: inode.stored,
-    kind: "h",
-    linkId: id,
-    fp: facts ? fingerprint(facts) : [0, 0],
-  });
-  L.flushMeta(meta, true);
-  inode.kind = "h";
-  inode.linkId = id;
-  inode.parent = L.links;
-  inode.stored = id;
-  L.inodes.becameLink(inode);
-  parent.children.set(inode.name, inode);
-  L.refreshFingerprint(inode, { writing: inode.writers > 0 });
-}
-
-export function link(L: Layer, inode: Inode, newParent: Inode, newName: string): EntryParam {
-  if (inode.isDir) fail(E.EPERM);
-  if (!inode.linked) fail(E.ENOENT);
-  mustBeAbsent(L, newParent, newName);
-  if (inode.kind === "l" || inode.kind === "p" || inode.kind === "s")
-    fail(E.EPERM, "hard links to special files are not supported on a stick");
-  if (inode.kind !== "h") convertToLink(L, inode);
-  const { meta, name } = L.slotOf(inode);
-  const count = (meta.get(name)?.nlink ?? 1) + 1;
-  // the count goes up (durably) before the new name exists: a crash leaks, never loses
-  L.updateRecord(inode, { nlink: count, ctime: now() });
-  L.flushMeta(meta, true);
-  const id = inode.linkId ?? fail(E.EIO);
-  const stored = L.createStored(newParent, newName, (path) => L.lower.writeNew(path, placeholder(id), true));
-  const index = L.dirIndex(newParent);
-  index.add(newName, stored, false);
-  const facts = L.lower.stat(L.pathOf(newParent) + "/" + stored);
-  index.meta.set({
-    name: stored,
-    kind: "h",
-    linkId: id,
-    fp: facts ? fingerprint(facts) : [0, 0],
-  });
-  newParent.children.set(newName, inode);
-  inode.nlink = count;
-  L.touchDir(newParent);
-  inode.nlookup++;
-  return L.entry(inode);
 }
