@@ -462,10 +462,13 @@ export class Layer {
 
   // ---- persistence ------------------------------------------------------------------
 
-  /** Makes a first hard link that was answered but not yet made on the stick (ops/links.ts). */
-  settleLink(): void {
+  /**
+   * Makes a first hard link that was answered but not yet made on the stick (ops/links.ts);
+   * with a name, only if that is the link's new name (a lookup needs it in the index).
+   */
+  settleLink(parent?: Inode, name?: string): void {
     const p = this.pendingLink;
-    if (!p) return;
+    if (!p || (parent && (p.parent !== parent || p.name !== name))) return;
     this.pendingLink = null;
     p.make();
   }

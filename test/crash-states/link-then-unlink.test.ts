@@ -44,6 +44,7 @@ it("link(tmp, final) then unlink(tmp) is one rename, written behind, with no fsy
   const { dir, rec, d } = home();
   const before = rec.events.length;
   d.link("objects/tmp", "objects/final");
+  d.resolve("objects/tmp"); // a lookup of another name (the kernel's cache had expired)
   d.unlink("objects/tmp");
   expect(rec.events.slice(before), "nothing reaches the stick before a flush").toEqual([]);
   d.fsyncdir("objects");
@@ -76,6 +77,15 @@ it("any other request after the link makes it first, the whole rule-5 conversion
   const v = new HomeDriver(new NodeLower(Buffer.from(dir).toString("latin1")));
   expect(v.view("objects/final")).toMatchObject({ kind: "f", perm: 0o400, size: 12 });
   expect(v.view("objects/tmp")).toBeNull();
+});
+
+it("a lookup of the new name makes the link, so that the name is found", () => {
+  const { rec, d } = home();
+  const before = rec.events.length;
+  d.link("objects/tmp", "objects/final");
+  const ino = d.resolve("objects/final").ino;
+  expect(renames(rec.events.slice(before))[0]).toMatch(/^tmp -> [0-9a-f]{24}$/);
+  expect(d.resolve("objects/tmp").ino).toBe(ino);
 });
 
 it("the 2-second flush makes a link nobody followed up", () => {

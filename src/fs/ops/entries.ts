@@ -16,6 +16,7 @@ import type { Lower } from "../lower.js";
 const RENAME_NOREPLACE = 1;
 
 export function lookup(L: Layer, parent: Inode, name: string): EntryParam {
+  L.settleLink(parent, name);
   const found = L.childFacts(parent, name);
   if (!found) return L.negativeEntry();
   const child = found.inode;
@@ -27,6 +28,7 @@ export function lookup(L: Layer, parent: Inode, name: string): EntryParam {
 export function forget(L: Layer, inode: Inode, n: number): void {
   inode.nlookup -= n;
   if (inode.nlookup > 0 || inode.openCount > 0 || inode === L.root) return;
+  if (L.pendingLink?.inode === inode) L.settleLink(); // it still needs the inode's place
   // Directories stay: their index and log must stay the only ones for that directory, and a
   // later lookup may hand out the same inode number again.
   if (inode.isDir && inode.linked) {

@@ -20,8 +20,12 @@ import type { Layer } from "../layer.js";
 import type { EntryParam } from "../../native/types.js";
 import { mustBeAbsent } from "./entries.js";
 
-/** The requests that leave a pending first link as it is (the unlink that may end it decides itself). */
-const LEAVE_PENDING = new Set(["getattr", "unlink"]);
+/**
+ * The requests that leave a pending first link as it is: they neither change the stick nor
+ * show the new name (a lookup of that name makes it: ops/entries.ts lookup), and the unlink that may end it
+ * decides itself.
+ */
+const LEAVE_PENDING = new Set(["getattr", "lookup", "unlink"]);
 
 export function link(L: Layer, inode: Inode, newParent: Inode, newName: string): EntryParam {
   if (inode.isDir) fail(E.EPERM);
