@@ -2,24 +2,28 @@
  * Renames written behind (docs/format.md rule 6, docs/benchmarks.md "Third round"). A rename of
  * a file is answered at once: the layer's index is the truth while mounted, and the stick's
  * own rename waits in a queue. The queue is applied as one batch — one fsync per target log
- * for all the records written ahead, then the stick's renames in order — before anything
- * could see the stick differ from the index:
+ * for the records written ahead that are at stake, then the stick's renames in order — before
+ * anything could see the stick differ from the index:
  *
- * - any call that changes the stick, and any fsync: the stick then only ever changes in the
- *   order the user's operations came. A metadata log's own writes are the exception (the
- *   layer settles before it flushes a log; a log is written inside a batch), unless its
- *   folder holds a queued rename;
- * - any call that reads a path a queued rename moves from or to (compared without case, as
- *   the stick compares names), or lists a folder above one;
- * - `settle()`: the layer's 2-second flush, unmount, and more than MAX_QUEUED renames.
+ * - any fsync, and any other rename on the stick;
+ * - any call that reads or changes a path a queued rename moves from or to (compared without
+ *   case, as the stick compares names), or a folder above one; a metadata log counts as its
+ *   folder;
+ * - `settle()`: the layer's 2-second flush, any log the layer writes (Layer.flushMeta), unmount, and more than
+ *   MAX_QUEUED renames.
+ *
+ * Other changes go on around the queue: git stores each object as a new file renamed into
+ * place (ops/links.ts), and a batch per object would cost an fsync per object. Writes to an
+ * open file do not wait either: where a data change must follow its file's rename on the
+ * stick, ops/files.ts (movedFirst) syncs the folder first, which settles.
  *
  * Only the lstat of a folder above a queued rename passes (the parent's getattr after every
  * rename): a folder's times come from its record, and nothing else of it changes.
  *
  * Crash promises: nothing is promised of a rename before an fsync of its folder (or of the
  * file), and fsync settles the queue first. The queued renames' records go to the stick
- * ahead, as rule 6 allows; the source name keeps its record (on the stick and through
- * compaction) until its stick rename is done.
+ * ahead, as rule 6 allows, durably when the stick may hold a record they replace; the source
+ * name keeps its record (on the stick and through compaction) until its stick rename is done.
  */
 import type fs from "node:fs";
 import type { StoredFacts } from "../format/describe.js";
@@ -36,6 +40,13 @@ export interface QueuedRename {
   to: string;
   /** the log that holds records written ahead for the moved name: durable before the rename */
   ahead: DirMeta | null;
+  /**
+   * May the stick hold a record of either name now (the moved file's, or one the rename
+   * replaces)? Only then must `ahead` be durable first: a pull that kept the rename but not
+   * the new record would otherwise lose what the stick held. A new file renamed before its
+   * record ever reached the stick has nothing to lose.
+   */
+  atStake(): boolean;
   /** the stick's rename itself (on the lower underneath, never through the queue) */
   apply(lower: Lower): void;
   /** bookkeeping once the stick's rename is done (the source name's record goes) */
@@ -101,9 +112,15 @@ export class RenamesBehind implements Lower {
     if (this.queue.length === 0 || this.settling) return;
     this.settling = true;
     try {
-      // 1. the records written ahead, durable: one fsync per target log for the whole batch
+      // 1. the records written ahead that are at stake, durable: one fsync per target log for
+      // the whole batch. A rename from a name an earlier one in the batch moved to counts as
+      // at stake (its file's record on the stick is under an older name).
       const logs = new Set<DirMeta>();
-      for (const r of this.queue) if (r.ahead) logs.add(r.ahead);
+      const landed = new Set<string>();
+      for (const r of this.queue) {
+        if (r.ahead && !logs.has(r.ahead) && (landed.has(folded(r.from)) || r.atStake())) logs.add(r.ahead);
+        landed.add(folded(r.to));
+      }
       for (const meta of logs) this.syncLog(meta);
       const batch = this.queue;
       this.queue = [];
@@ -142,11 +159,9 @@ export class RenamesBehind implements Lower {
     if (this.moved.has(f) || (dirs && this.above.has(f))) this.settle();
   }
 
-  /** A change of `path`: the queue goes first, except for a log outside the queue's folders. */
+  /** A change of `path` (a log stands for its folder): the queue goes first if it is involved. */
   private beforeChange(path: string): void {
-    const folder = logFolder(path);
-    if (folder === null) this.settle();
-    else this.touching(folder, true);
+    this.touching(logFolder(path) ?? path, true);
   }
 
   // ---- reads: settle only when they would see the difference ----------------------
@@ -180,18 +195,17 @@ export class RenamesBehind implements Lower {
     return this.inner.readSmall(path, max);
   }
 
-  // ---- changes: the queue goes first -----------------------------------------------
+  // ---- changes: the queue goes first where it is involved, and before any fsync ---------
 
   createExclusive(path: string, flags: number): number {
-    this.settle();
+    this.beforeChange(path);
     return this.inner.createExclusive(path, flags);
   }
   createExclusiveFacts(path: string, flags: number): { fd: number; facts: StoredFacts } {
-    this.settle();
+    this.beforeChange(path);
     return this.inner.createExclusiveFacts(path, flags);
   }
   write(fd: number, data: Buffer, position: number | null): number {
-    this.settle();
     return this.inner.write(fd, data, position);
   }
   fsync(fd: number): void {
@@ -203,7 +217,6 @@ export class RenamesBehind implements Lower {
     this.inner.fdatasync(fd);
   }
   ftruncate(fd: number, size: number): void {
-    this.settle();
     this.inner.ftruncate(fd, size);
   }
   fsyncDir(path: string): void {
@@ -211,15 +224,15 @@ export class RenamesBehind implements Lower {
     this.inner.fsyncDir(path);
   }
   mkdir(path: string): void {
-    this.settle();
+    this.beforeChange(path);
     this.inner.mkdir(path);
   }
   rmdir(path: string): void {
-    this.settle();
+    this.beforeChange(path);
     this.inner.rmdir(path);
   }
   unlink(path: string): void {
-    this.settle();
+    this.beforeChange(path);
     this.inner.unlink(path);
   }
   unlinkIfExists(path: string): void {
@@ -231,7 +244,7 @@ export class RenamesBehind implements Lower {
     this.inner.rename(from, to);
   }
   setMtime(path: string, sec: number, nsec: number): void {
-    this.settle();
+    this.beforeChange(path);
     this.inner.setMtime(path, sec, nsec);
   }
   writeNew(path: string, data: Buffer, sync: boolean): void {

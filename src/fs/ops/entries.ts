@@ -292,6 +292,9 @@ export function rename(
       // the target of a queued rename whose record is not on the stick yet): the batch's one
       // fsync of this log covers it
       ahead: record || dstEntry ? dstIndex.meta : null,
+      // asked when the batch runs: a 2-second flush in between may have put a record there
+      atStake: () =>
+        Boolean((record && srcMeta.onStick(srcStored)) || (dstEntry && dstIndex.meta.onStick(target))),
       apply: stickRename,
       done: () => {
         srcIndex.keep.delete(srcStored);
