@@ -51,6 +51,9 @@ for i in range(0,2000,2): os.rename(f\"a/h{i}\", f\"a/h{i+1}\")"'
 phase symlink 'python3 -c "import os
 os.mkdir(\"s\")
 for i in range(1000): os.symlink(f\"target-{i}\", f\"s/l{i}\")"'
+# git stores each object as a new file link()ed to its final name, then unlinks the first one
+phase git-setup 'mkdir g && tar -C /usr/include -cf - linux | tar -C g -xf -'
+phase git 'cd g && git init -q && git add -A && git -c user.name=b -c user.email=b@example.org commit -qm x'
 umount "$mnt"
 sleep 1
 rm -rf "$low" "$mnt"

@@ -342,6 +342,13 @@ export function homeWorkload(d: HomeDriver, P: Promises): void {
   d.tick();
   d.rename("proj", "project");
   d.tick();
+  // then kept, as `sync -f` would: the move and the folders synced, then one file. Its record
+  // is in its folder's first log, written by the flushes above without an fsync; the file's
+  // fsync makes that log durable.
+  d.fsyncdir("");
+  d.fsyncdir("project");
+  d.syncFile("project/d1/f0.c");
+  P.exact("project/d1/f0.c", "project/d1/f0.c");
 
   // the key's folder gets a new key, saved carefully, and an xattr on the notes
   d.writeFile(".ssh/id_ed25519.tmp", text("-----NEW KEY-----\n", 12), { mode: 0o600, sync: true });

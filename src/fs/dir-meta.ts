@@ -27,6 +27,8 @@ export class DirMeta {
   private unsynced = false;
   /** names whose last record was appended without an fsync of the log */
   private readonly unsyncedNames = new Set<string>();
+  /** the active log is a folder's first, its entry not yet synced (see compact) */
+  private entryUnsynced = false;
   /** earlier records of names, as the log holds them (see ParsedLog.older) */
   private older = new Map<string, MetaRecord[]>();
   /** names with a record in the log on the stick (see onStick) */
@@ -135,6 +137,7 @@ export class DirMeta {
     this.active = null;
     this.junk.clear();
     this.unsynced = false;
+    this.entryUnsynced = false;
     this.unsyncedNames.clear();
     this.older.clear();
     this.logged.clear();
@@ -146,6 +149,7 @@ export class DirMeta {
     if (this.pending.size === 0) {
       if (sync && this.unsynced && this.active !== null) {
         this.lower.append(this.slotPath(META_SLOTS[this.active]), Buffer.alloc(0), true);
+        this.syncedEntry();
         this.unsynced = false;
         this.unsyncedNames.clear();
       }
@@ -156,12 +160,13 @@ export class DirMeta {
       return;
     }
     if (this.active === null || this.needsCompaction || this.appended > 2 * this.records.size + 256) {
-      this.compact();
+      this.compact(sync);
       return;
     }
     let text = "";
     for (const [name, rec] of this.pending) text += rec ? recordLine(rec) : tombstoneLine(name);
     this.lower.append(this.slotPath(META_SLOTS[this.active]), Buffer.from(text, "utf8"), sync);
+    if (sync) this.syncedEntry();
     this.appended += this.pending.size;
     for (const [name, rec] of this.pending) if (rec) this.logged.add(name);
     if (sync) this.unsyncedNames.clear();
@@ -245,11 +250,22 @@ export class DirMeta {
     if (this.junk.size > 0) this.needsCompaction = true;
   }
 
+  /** After an fsync of the log: a first log's entry in its folder is made durable too. */
+  private syncedEntry(): void {
+    if (!this.entryUnsynced) return;
+    this.lower.fsyncDir(this.dirPath());
+    this.entryUnsynced = false;
+  }
+
   /**
    * Writes a fresh snapshot to the other slot, makes it durable, and only then removes the
-   * old one: at every instant one complete log is on the stick.
+   * old one: at every instant one complete log is on the stick. A folder's first log (no
+   * slot on the stick, not even a damaged one) replaces nothing: unless `sync` asks, it is
+   * written without an fsync, like an appended record, and the next sync makes it and its
+   * entry durable. (git makes 256 new folders; each first log cost two fsyncs.)
    */
-  private compact(): void {
+  private compact(sync = true): void {
+    const durable = sync || this.active !== null || this.junk.size > 0 || this.older.size > 0;
     const target: Slot = this.active === 0 ? 1 : 0;
     const targetPath = this.slotPath(META_SLOTS[target]);
     this.lower.unlinkIfExists(targetPath); // junk or an older generation, never the active log
@@ -270,9 +286,9 @@ export class DirMeta {
     this.lower.writeNew(
       targetPath,
       Buffer.from(snapshotText(this.gen + 1, this.records.values()), "utf8"),
-      true,
+      durable,
     );
-    this.lower.fsyncDir(this.dirPath());
+    if (durable) this.lower.fsyncDir(this.dirPath());
     if (this.active !== null) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[this.active]));
     for (const slot of this.junk)
       if (slot !== target) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[slot]));
@@ -282,8 +298,10 @@ export class DirMeta {
     this.appended = 0;
     this.needsCompaction = false;
     this.pending.clear();
-    this.unsynced = false;
-    this.unsyncedNames.clear();
     this.logged = new Set(this.records.keys());
+    this.unsynced = !durable;
+    this.entryUnsynced = !durable;
+    this.unsyncedNames.clear();
+    if (!durable) for (const name of this.logged) this.unsyncedNames.add(name);
   }
 }
