@@ -22,19 +22,19 @@ import { mustBeAbsent } from "./entries.js";
 
 /**
  * The requests that leave a pending first link as it is: they neither change the stick nor
- * show the new name (a lookup of that name makes it: ops/entries.ts lookup), and the unlink that may end it
- * decides itself.
+ * show the new name (a lookup of that name makes it: ops/entries.ts lookup), and the unlink
+ * that may end it decides itself.
  */
 const LEAVE_PENDING = new Set(["getattr", "lookup", "unlink"]);
 
 export function link(L: Layer, inode: Inode, newParent: Inode, newName: string): EntryParam {
+  L.settleLink(); // one at a time (the kernel's request settled it already)
   if (inode.isDir) fail(E.EPERM);
   if (!inode.linked) fail(E.ENOENT);
   mustBeAbsent(L, newParent, newName);
   if (inode.kind === "l" || inode.kind === "p" || inode.kind === "s")
     fail(E.EPERM, "hard links to special files are not supported on a stick");
   if (inode.kind === "f") {
-    L.settleLink(); // one at a time
     L.pendingLink = {
       inode,
       parent: newParent,
@@ -42,6 +42,7 @@ export function link(L: Layer, inode: Inode, newParent: Inode, newName: string):
       make: () => makePending(L, inode, newParent, newName),
     };
     inode.nlink = 2;
+    L.touchDir(newParent); // in memory: the folder's times change now, as the user expects
   } else {
     addName(L, inode, newParent, newName);
   }
