@@ -46,3 +46,13 @@ export async function makeLower(name: "plain" | "exfat", work: string, sizeGb: n
     },
   };
 }
+
+/** `n` one-byte files straight on the lower in `dir`, 1,000 to a folder (d0/f0, d0/f1, …). */
+export async function fillMany(dir: string, n: number): Promise<void> {
+  const per = 1000;
+  fs.mkdirSync(dir);
+  await must(
+    `python3 -c 'import os\nfor d in range(${Math.ceil(n / per)}):\n os.mkdir(f"d{d}")\n for i in range(min(${per}, ${n} - d*${per})):\n  fd = os.open(f"d{d}/f{i}", os.O_CREAT|os.O_WRONLY); os.write(fd, b"x"); os.close(fd)'`,
+    dir,
+  );
+}

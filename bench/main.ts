@@ -12,7 +12,7 @@ import {
   type Mounted,
   ROOT,
 } from "./candidates.js";
-import { type Lower, makeLower } from "./lowers.js";
+import { fillMany, type Lower, makeLower } from "./lowers.js";
 import { runLogin } from "./login.js";
 import { topSelfTime } from "./profile.js";
 import { markdown, type Row, svg } from "./report.js";
@@ -204,12 +204,7 @@ class Runner {
     const dir = `${low.root}/many`;
     const n = this.o.manyFiles;
     say(`${low.name}: making ${n} files on the lower`);
-    const per = 1000;
-    fs.mkdirSync(dir);
-    await must(
-      `python3 -c 'import os\nfor d in range(${Math.ceil(n / per)}):\n os.mkdir(f"d{d}")\n for i in range(min(${per}, ${n} - d*${per})):\n  fd = os.open(f"d{d}/f{i}", os.O_CREAT|os.O_WRONLY); os.write(fd, b"x"); os.close(fd)'`,
-      dir,
-    );
+    await fillMany(dir, n);
     const step = `mount ${n / 1000}k files`;
     const probe = "d0/f0";
     for (let rep = 0; rep < this.o.repeat; rep++) {
