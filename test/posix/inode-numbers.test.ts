@@ -5,6 +5,7 @@
 
 import { link, mkdir, open, rename, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { InoNumbers, numberOfPath } from "../../src/fs/ino-numbers.js";
 import { useLayer } from "../support/fixture.js";
@@ -63,6 +64,103 @@ describe("inode numbers from paths", () => {
     // distinct paths, distinct numbers (no clash expected among 3,000: p < 0.3%)
     const paths = Array.from({ length: 3000 }, (_, i) => `/d${i % 20}/f${i}`);
     expect(new Set(paths.map(numberOfPath)).size).toBe(3000);
+  });
+});
+
+/** The set of numbers in use as it was before the flat table: the model the table must match. */
+class ModelNumbers {
+  private readonly used = new Set<number>([1]);
+  peek(wanted: number): number {
+    let n = wanted > 1 && wanted < 2 ** 31 ? wanted : 2;
+    while (this.used.has(n)) n = n + 1 >= 2 ** 31 ? 2 : n + 1;
+    return n;
+  }
+  claim(wanted: number): number {
+    const n = this.peek(wanted);
+    this.used.add(n);
+    return n;
+  }
+  release(n: number): void {
+    if (n !== 1) this.used.delete(n);
+  }
+  get size(): number {
+    return this.used.size;
+  }
+}
+
+describe("the table of numbers in use", () => {
+  it("grows past its first size and shrinks back, keeping every number", () => {
+    const n = new InoNumbers();
+    const got: number[] = [];
+    for (let i = 0; i < 50_000; i++) got.push(n.claim(numberOfPath(`/d${i % 97}/f${i}`)));
+    expect(n.size).toBe(50_001); // and the root
+    expect(new Set(got).size).toBe(50_000);
+    for (const x of got) expect(n.peek(x)).not.toBe(x);
+    for (const x of got.slice(0, 49_990)) n.release(x);
+    expect(n.size).toBe(11);
+    for (const x of got.slice(0, 49_990)) expect(n.peek(x)).toBe(x);
+    for (const x of got.slice(49_990)) expect(n.peek(x)).not.toBe(x);
+    expect(n.peek(1)).toBe(2);
+  });
+
+  it("keeps a run of taken numbers whole when one in its middle is released", () => {
+    const n = new InoNumbers();
+    const base = 1_000_000;
+    for (let i = 0; i < 300; i++) expect(n.claim(base)).toBe(base + i);
+    n.release(base + 100);
+    expect(n.peek(base)).toBe(base + 100);
+    expect(n.claim(base + 50)).toBe(base + 100);
+    expect(n.claim(base + 50)).toBe(base + 300);
+    for (let i = 0; i <= 300; i++) n.release(base + i);
+    expect(n.size).toBe(1);
+    expect(n.claim(base + 7)).toBe(base + 7);
+  });
+
+  it("wraps from the last number to 2, past the root, and never hands out 0 or 1", () => {
+    const n = new InoNumbers();
+    const top = 2 ** 31 - 1;
+    expect(n.claim(top - 1)).toBe(top - 1);
+    expect(n.claim(top - 1)).toBe(top);
+    expect(n.claim(top - 1)).toBe(2);
+    expect(n.claim(top)).toBe(3);
+    n.release(top);
+    expect(n.claim(top - 1)).toBe(top);
+    expect(n.claim(0)).toBe(4);
+    expect(n.claim(1)).toBe(5);
+    n.release(1); // the root's stays taken
+    expect(n.claim(1)).toBe(6);
+    expect(n.size).toBe(8); // the root, top - 1, top, 2 to 6
+  });
+
+  it("answers as a set of the numbers in use would, whatever the order", () => {
+    // numbers from a narrow range, so that claims collide and runs wrap around the table
+    const op = fc.oneof(
+      fc.record({ claim: fc.integer({ min: 2 ** 31 - 40, max: 2 ** 31 - 1 }) }),
+      fc.record({ claim: fc.integer({ min: 0, max: 3000 }) }),
+      fc.record({ release: fc.nat(10_000) }),
+      fc.record({ peek: fc.integer({ min: 0, max: 3000 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 2000, size: "max" }), (ops) => {
+        const t = new InoNumbers();
+        const m = new ModelNumbers();
+        const held: number[] = [];
+        for (const o of ops) {
+          if ("claim" in o) {
+            const x = t.claim(o.claim);
+            expect(x).toBe(m.claim(o.claim));
+            held.push(x);
+          } else if ("release" in o) {
+            if (held.length === 0) continue;
+            const [x] = held.splice(o.release % held.length, 1);
+            t.release(x!);
+            m.release(x!);
+          } else expect(t.peek(o.peek)).toBe(m.peek(o.peek));
+          expect(t.size).toBe(m.size);
+        }
+      }),
+      { numRuns: 60 },
+    );
   });
 });
 
