@@ -5,6 +5,7 @@
  * number, stable across mounts: src/fs/ino-numbers.ts.
  */
 import type { Description } from "../format/describe.js";
+import { ByNodeId } from "./by-node-id.js";
 import { InoNumbers, ROOT_NUMBER } from "./ino-numbers.js";
 import type { Kind } from "../format/records.js";
 import type { DirIndex } from "./dir-index.js";
@@ -155,7 +156,7 @@ export class Inode {
 
 export class InodeTable {
   private next = ROOT_INO + 1;
-  private readonly byIno = new Map<number, Inode>();
+  private readonly byIno = new ByNodeId<Inode>();
   /** hard-linked files by link id */
   readonly byLink = new Map<string, Inode>();
   /** the st_ino numbers of the inodes in the table */

@@ -1,12 +1,13 @@
 // Inode numbers (st_ino, d_ino): the same at every mount for a file that did not move (git's
 // index keeps them: a changed number makes `git status` read the file again), shared by hard
 // links, the same in readdir as in stat, kept by a rename, and never shared by two files.
-// src/fs/ino-numbers.ts.
+// src/fs/ino-numbers.ts; and the tables behind them (the numbers in use, inodes by node id).
 
 import { link, mkdir, open, rename, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { ByNodeId } from "../../src/fs/by-node-id.js";
 import { InoNumbers, numberOfPath } from "../../src/fs/ino-numbers.js";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
@@ -161,6 +162,29 @@ describe("the table of numbers in use", () => {
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe("inodes by node id", () => {
+  it("finds each value by id across pages, and frees a page with its last value", () => {
+    const t = new ByNodeId<string>();
+    for (let id = 2; id < 5000; id++) t.set(id, `v${id}`);
+    t.set(2 ** 40 + 3, "far");
+    expect(t.size).toBe(4999);
+    expect(t.get(1)).toBeUndefined();
+    expect(t.get(4999)).toBe("v4999");
+    expect(t.get(5000)).toBeUndefined();
+    expect(t.get(2 ** 40 + 3)).toBe("far");
+    t.set(1023, "again");
+    expect(t.size).toBe(4999);
+    for (let id = 2; id < 4096; id++) t.delete(id);
+    t.delete(3); // twice: no change
+    expect(t.size).toBe(905); // 4096 to 4999, and the far one
+    expect(t.get(1023)).toBeUndefined();
+    expect(t.get(4096)).toBe("v4096");
+    t.set(1023, "back");
+    expect(t.get(1023)).toBe("back");
+    expect(t.size).toBe(906);
   });
 });
 
