@@ -4,7 +4,8 @@
 // creates, VmHWM, and the wall time and daemon CPU (utime+stime) of the listing and the creates.
 //
 //   npm run build && node dist/bench/mem-ab.js --base /path/to/other/checkout/dist/src/cli/main.js \
-//     [--rounds 3] [--lowers plain,exfat] [--many 100000]
+//     [--new <a third build's main.js>] [--rounds 3] [--lowers plain,exfat] [--many 100000]
+// "new" is this checkout's build unless --new names another.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,16 +16,18 @@ import { workloads } from "./workloads.js";
 
 interface Args {
   base: string;
+  new: string;
   rounds: number;
   lowers: ("plain" | "exfat")[];
   many: number;
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { base: "", rounds: 3, lowers: ["plain"], many: 100_000 };
+  const a: Args = { base: "", new: PERSHOME_CLI, rounds: 3, lowers: ["plain"], many: 100_000 };
   for (let i = 0; i < argv.length; i++) {
     const v = (): string => argv[++i] ?? "";
     if (argv[i] === "--base") a.base = path.resolve(v());
+    else if (argv[i] === "--new") a.new = path.resolve(v());
     else if (argv[i] === "--rounds") a.rounds = Number(v());
     else if (argv[i] === "--lowers") a.lowers = v().split(",") as Args["lowers"];
     else if (argv[i] === "--many") a.many = Number(v());
@@ -116,7 +119,7 @@ async function main(): Promise<void> {
       for (let r = 0; r < a.rounds; r++) {
         const order = r % 2 ? (["new", "base"] as const) : (["base", "new"] as const);
         for (const who of order) {
-          const v = await once(who === "base" ? a.base : PERSHOME_CLI, dir, a.many, ticks);
+          const v = await once(who === "base" ? a.base : a.new, dir, a.many, ticks);
           for (const k of METRICS) {
             const key = `${lowerName}|${k}|${who}`;
             got.set(key, [...(got.get(key) ?? []), v[k]]);
