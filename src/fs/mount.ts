@@ -149,10 +149,10 @@ export function startMount(given: MountOptions): RunningMount {
   // (Unlike --max-semi-space-size, this flag takes effect after startup.)
   v8.setFlagsFromString("--semi-space-growth-factor=1");
   // Likewise the old generation: V8 lets it grow to up to 4x what survived the last full GC
-  // before the next one when GC looks cheap, so the peak RSS after listing 100,000 files sat
-  // ~15 MiB above what was live. 1.2x (or +8 MiB, V8's smallest step) holds the peak near the
-  // live size for no measurable CPU (docs/benchmarks.md, "Sixth round: memory"). Read at each
-  // full GC, so it takes effect after startup too.
+  // before the next one when GC looks cheap. Holding that to 1.2x (or V8's smallest step, 8 MiB)
+  // keeps the peak near what is live: 12-14 MiB less after listing 100,000 files, for a few per
+  // cent of CPU at most (docs/benchmarks.md, "Sixth round: memory"). Read at each full GC, so it
+  // takes effect after startup too.
   v8.setFlagsFromString("--heap-growing-percent=20");
   // the stick's folder by its real path: how the mount is recognised later (fsname)
   let lowerDir = given.lowerDir;
