@@ -1,6 +1,7 @@
 /**
  * Operations on names: lookup, creating special files and directories, removing, renaming,
- * hard links, symlinks. Each returns what the kernel is answered with, or throws FsError.
+ * symlinks (hard links: ops/links.ts). Each returns what the kernel is answered with, or
+ * throws FsError.
  */
 import { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR_OR_BLK } from "./modes.js";
 import { MAX_STORED_UNITS, bytesToStored, storedToBytes, twinVariant } from "../../format/names.js";

@@ -55,7 +55,10 @@ export function beforeRequest(L: Layer, what: string): void {
   if (L.pendingLink && !LEAVE_PENDING.has(what)) L.settleLink();
 }
 
-/** Makes a pending first link on the stick (Layer.settleLink); its request was answered already, so a failure is only logged. */
+/**
+ * Makes a pending first link on the stick (through Layer.settleLink). Its request was answered
+ * already, so a failure can only be logged.
+ */
 function makePending(L: Layer, inode: Inode, parent: Inode, name: string): void {
   try {
     addName(L, inode, parent, name);
