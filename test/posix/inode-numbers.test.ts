@@ -220,10 +220,24 @@ describe.each(lowerKinds())("inode numbers on a %s lower", (kind) => {
     await writeFile(t.p(d, "sub", "a"), "a");
     await link(t.p(d, "sub", "a"), t.p(d, "sub", "b"));
     await symlink("f1", t.p(d, "sym"));
+    // d_type as lstat sees it (a listing after lookups gives names, numbers and types only)
+    const TYPES = `
+import os, stat, sys
+bad = []
+for root, dirs, files in os.walk(sys.argv[1]):
+    with os.scandir(root) as it:
+        for e in it:
+            m = os.lstat(e.path).st_mode
+            if e.is_symlink() != stat.S_ISLNK(m) or e.is_dir(follow_symlinks=False) != stat.S_ISDIR(m):
+                bad.append(e.path)
+print(len(bad), bad[:5])
+`;
     const check = async (): Promise<void> => {
       const w = await walk(t.p(d));
       expect(Object.keys(w).length).toBe(54);
       for (const [name, [dIno, sIno]] of Object.entries(w)) expect(dIno, name).toBe(sIno);
+      const types = await python(TYPES, [t.p(d)]);
+      expect(types.stdout.trim()).toBe("0 []");
     };
     await check(); // every name known to the daemon
     await t.remount();

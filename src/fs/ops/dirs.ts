@@ -1,5 +1,6 @@
 /** Directory listing, directory fsync and statfs. */
 import type { Dirent, DirentPlus, StatfsInfo } from "../../native/types.js";
+import type { Kind } from "../../format/records.js";
 import type { DirHandle } from "../handles.js";
 import type { Inode } from "../inode.js";
 import { NO_ATTR } from "../layer.js";
@@ -24,6 +25,16 @@ function dotNumber(h: DirHandle, i: number): number {
   if (i === 0) return h.inode.stIno;
   return h.inode.parent?.stIno ?? UNKNOWN_INO;
 }
+
+/** d_type of an inode the layer knows */
+const KIND_TYPE: Record<Kind, number> = {
+  f: S_IFREG,
+  h: S_IFREG,
+  d: S_IFDIR,
+  l: S_IFLNK,
+  p: S_IFIFO,
+  s: S_IFSOCK,
+};
 
 /** The type bits readdir can tell without touching the stick. */
 function typeOf(L: Layer, dir: Inode, name: string): number {
@@ -56,8 +67,8 @@ export function readdir(L: Layer, h: DirHandle, size: number, off: number): Dire
 }
 
 /**
- * readdirplus: every entry comes with its attributes, and counts as a lookup. Only entries
- * that fit are made, so lookup counts stay exact.
+ * readdirplus: every entry the kernel does not hold yet comes with its attributes, and counts
+ * as a lookup. Only entries that fit are made, so lookup counts stay exact.
  */
 export function readdirplus(L: Layer, h: DirHandle, size: number, off: number): DirentPlus[] {
   const out: DirentPlus[] = [];
@@ -80,7 +91,20 @@ export function readdirplus(L: Layer, h: DirHandle, size: number, off: number): 
     const found = L.childFacts(h.inode, name);
     if (!found) continue; // removed since opendir
     used += need;
-    const entry = L.entry(found.inode, L.describe(found.inode, found.facts));
+    const child = found.inode;
+    if (child.nlookup > 0 && !found.facts) {
+      // The kernel holds this child already, with attributes it keeps for the cache timeout
+      // (git status lstat's every file, then lists every folder): only its name, number and
+      // type, as for "." above, and no second lstat.
+      const attr = { ...NO_ATTR, ino: child.stIno, mode: KIND_TYPE[child.kind] };
+      out.push({
+        name: Buffer.from(name, "latin1"),
+        entry: { ...L.negativeEntry(), attr, attrTimeout: 0, entryTimeout: 0 },
+        off: i + 1,
+      });
+      continue;
+    }
+    const entry = L.entry(child, L.describe(child, found.facts));
     out.push({ name: Buffer.from(name, "latin1"), entry, off: i + 1 });
   }
   return out;
