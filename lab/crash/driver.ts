@@ -309,7 +309,10 @@ export class HomeDriver {
           ? text
           : raw.toString("latin1").replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
         const p = path ? `${path}/${name}` : name;
-        const child = this.L.inodes.get(e.entry.ino);
+        // node id 0: a child the kernel holds already (src/fs/ops/dirs.ts), found as it would
+        // find its cached entry
+        const child =
+          e.entry.ino !== 0 ? this.L.inodes.get(e.entry.ino) : this.L.child(dir, raw.toString("latin1"));
         if (!child) {
           problems.push(`${p}: listed without an inode`);
           continue;
