@@ -9,8 +9,8 @@
  * - any call that reads or changes a path a queued rename moves from or to (compared without
  *   case, as the stick compares names), or a folder above one; a metadata log counts as its
  *   folder;
- * - `settle()`: the layer's 2-second flush, any log the layer writes (Layer.flushMeta), unmount, and more than
- *   MAX_QUEUED renames.
+ * - `settle()`: the layer's 2-second flush, any log the layer writes (Layer.flushMeta),
+ *   unmount, and more than MAX_QUEUED renames.
  *
  * Other changes go on around the queue: git stores each object as a new file renamed into
  * place (ops/links.ts), and a batch per object would cost an fsync per object. Writes to an
