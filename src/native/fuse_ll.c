@@ -886,6 +886,19 @@ static napi_value js_reply_xattr(napi_env env, napi_callback_info info) {
   ANSWER(fuse_reply_xattr(r, (size_t)n));
 }
 
+/* Answers a listing packed into buf (freed here); returns how many entries it holds. */
+static napi_value send_dirents(napi_env env, reqw *w, char *buf, size_t used, uint32_t count) {
+  if (w->replied) { /* a getter on an entry answered this request meanwhile */
+    free(buf);
+    napi_throw_error(env, "EALREADY", "FUSE request already replied");
+    return NULL;
+  }
+  fuse_req_t r = finish(w);
+  if (r) fuse_reply_buf(r, buf, used);
+  free(buf);
+  return u32(env, count);
+}
+
 /* replyDirents / replyDirentsPlus: pack entries until `size` is full; return the count. */
 static napi_value reply_dirents(napi_env env, napi_callback_info info, int plus) {
   ARGS(3); REQ; double dsize; uint32_t count; size_t used = 0; uint32_t i;
@@ -915,21 +928,53 @@ static napi_value reply_dirents(napi_env env, napi_callback_info info, int plus)
     if (need > size - used) break; /* did not fit: nothing was written */
     used += need;
   }
-  if (w->replied) { /* a getter on an entry answered this request meanwhile */
-    free(buf);
-    napi_throw_error(env, "EALREADY", "FUSE request already replied");
-    return NULL;
-  }
-  fuse_req_t r = finish(w);
-  if (r) fuse_reply_buf(r, buf, used);
-  free(buf);
-  return u32(env, i);
+  return send_dirents(env, w, buf, used, i);
 bad:
   free(buf);
   return NULL;
 }
 static napi_value js_reply_dirents(napi_env env, napi_callback_info info) { return reply_dirents(env, info, 0); }
 static napi_value js_reply_dirents_plus(napi_env env, napi_callback_info info) { return reply_dirents(env, info, 1); }
+
+/* replyDirentsPlusFlat(req, size, count, nums, names): replyDirentsPlus with the entries
+ * packed by index.ts. Entry i is nums[i * DP_STRIDE ...]: the F_* entry fields (F_INO to
+ * F_ENTRY_TIMEOUT), then its offset and where its name ends in `names` (it starts where the
+ * one before ended). Two N-API calls for the whole listing instead of ~25 per entry. */
+enum { DP_OFF = F_ENTRY_TIMEOUT + 1, DP_NAME_END, DP_STRIDE };
+static napi_value js_reply_dirents_plus_flat(napi_env env, napi_callback_info info) {
+  ARGS(5); REQ; double dsize, dcount; napi_typedarray_type tt; size_t len, nlen, used = 0, start = 0;
+  void *nums_v, *names_v; napi_value ab; size_t boff; uint32_t i;
+  char name[NAME_CAP];
+  if (napi_get_value_double(env, argv[1], &dsize) != napi_ok || dsize < 0) THROW("size must be a number");
+  if (napi_get_value_double(env, argv[2], &dcount) != napi_ok || dcount < 0) THROW("count must be a number");
+  if (napi_get_typedarray_info(env, argv[3], &tt, &len, &nums_v, &ab, &boff) != napi_ok || tt != napi_float64_array)
+    THROW("nums must be a Float64Array");
+  if (napi_get_buffer_info(env, argv[4], &names_v, &nlen) != napi_ok) THROW("names must be a Buffer");
+  size_t count = (size_t)dcount;
+  if (count > len / DP_STRIDE) THROW("nums holds fewer than count entries");
+  size_t size = (size_t)dsize;
+  if (w->size && size > w->size) size = w->size;
+  if (!w->s) { finish(w); return u32(env, 0); } /* session gone: nothing to pack for */
+  char *buf = malloc(size ? size : 1);
+  if (!buf) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  const double *f = nums_v; const char *names = names_v;
+  for (i = 0; i < count; i++, f += DP_STRIDE) {
+    struct fuse_entry_param e; double end = f[DP_NAME_END];
+    if (!(end >= (double)start && end <= (double)nlen && end - start < NAME_CAP)) {
+      free(buf);
+      THROW("entry %u: name end %g out of range", i, end);
+    }
+    size_t n = (size_t)end - start;
+    memcpy(name, names + start, n); name[n] = 0;
+    start = (size_t)end;
+    if (n == 0 || strlen(name) != n) { free(buf); THROW("entry %u: name empty or with a NUL byte", i); }
+    flat_entry(f, &e);
+    size_t need = fuse_add_direntry_plus(w->req, buf + used, size - used, name, &e, (off_t)f[DP_OFF]);
+    if (need > size - used) break; /* did not fit: nothing was written */
+    used += need;
+  }
+  return send_dirents(env, w, buf, used, i);
+}
 
 /* ---- notifications (write to /dev/fuse synchronously: see the deadlock note in docs) ---- */
 
@@ -1027,7 +1072,8 @@ static napi_value init_module(napi_env env, napi_value exports) {
       FN("notifyInvalInode", js_notify_inval_inode), FN("notifyInvalEntry", js_notify_inval_entry),
       FN("requestCounts", js_request_counts), FN("replyEntryFlat", js_reply_entry_flat),
       FN("replyCreateFlat", js_reply_create_flat), FN("replyAttrFlat", js_reply_attr_flat),
-      FN("replyOpenFlat", js_reply_open_flat), FN("flatReplyArray", js_flat_reply_array)};
+      FN("replyOpenFlat", js_reply_open_flat), FN("flatReplyArray", js_flat_reply_array),
+      FN("replyDirentsPlusFlat", js_reply_dirents_plus_flat)};
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;
 }

@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Attr, EntryParam, FuseAddon, FuseReq, OpenInfo } from "./types.js";
+import type { Attr, DirentPlus, EntryParam, FuseAddon, FuseReq, OpenInfo } from "./types.js";
 
 export * from "./types.js";
 
@@ -44,6 +44,7 @@ interface FlatReplies {
   replyCreateFlat(req: FuseReq): void;
   replyAttrFlat(req: FuseReq): void;
   replyOpenFlat(req: FuseReq): void;
+  replyDirentsPlusFlat(req: FuseReq, size: number, count: number, nums: Float64Array, names: Buffer): number;
 }
 
 const raw = require(addonPath()) as FuseAddon & FlatReplies;
@@ -57,38 +58,65 @@ const F_FH = 19;
 const F_OPEN_FLAGS = 20;
 const flat = raw.flatReplyArray();
 
-function packAttr(a: Attr): void {
-  flat[0] = a.ino;
-  flat[1] = a.mode;
-  flat[2] = a.nlink;
-  flat[3] = a.uid;
-  flat[4] = a.gid;
-  flat[5] = a.rdev;
-  flat[6] = a.size;
-  flat[7] = a.blocks;
-  flat[8] = a.blksize;
-  flat[9] = a.atimeSec;
-  flat[10] = a.atimeNsec;
-  flat[11] = a.mtimeSec;
-  flat[12] = a.mtimeNsec;
-  flat[13] = a.ctimeSec;
-  flat[14] = a.ctimeNsec;
+function packAttr(a: Attr, f = flat, at = 0): void {
+  f[at] = a.ino;
+  f[at + 1] = a.mode;
+  f[at + 2] = a.nlink;
+  f[at + 3] = a.uid;
+  f[at + 4] = a.gid;
+  f[at + 5] = a.rdev;
+  f[at + 6] = a.size;
+  f[at + 7] = a.blocks;
+  f[at + 8] = a.blksize;
+  f[at + 9] = a.atimeSec;
+  f[at + 10] = a.atimeNsec;
+  f[at + 11] = a.mtimeSec;
+  f[at + 12] = a.mtimeNsec;
+  f[at + 13] = a.ctimeSec;
+  f[at + 14] = a.ctimeNsec;
 }
-function packEntry(e: EntryParam): void {
-  packAttr(e.attr);
-  flat[F_ENTRY_INO] = e.ino;
-  flat[F_GENERATION] = e.generation;
-  flat[F_ATTR_TIMEOUT] = e.attrTimeout;
-  flat[F_ENTRY_TIMEOUT] = e.entryTimeout;
+function packEntry(e: EntryParam, f = flat, at = 0): void {
+  packAttr(e.attr, f, at);
+  f[at + F_ENTRY_INO] = e.ino;
+  f[at + F_GENERATION] = e.generation;
+  f[at + F_ATTR_TIMEOUT] = e.attrTimeout;
+  f[at + F_ENTRY_TIMEOUT] = e.entryTimeout;
 }
+// A readdirplus listing for replyDirentsPlusFlat (fuse_ll.c, DP_*): per entry the entry's
+// fields as above, its offset, and where its name ends in one shared names buffer. Both grow
+// to the biggest listing asked for (a listing is at most the kernel's buffer, 128 KiB).
+const DP_OFF = F_ENTRY_TIMEOUT + 1;
+const DP_NAME_END = DP_OFF + 1;
+const DP_STRIDE = DP_NAME_END + 1;
+let dpNums = new Float64Array(64 * DP_STRIDE);
+let dpNames = Buffer.alloc(8192);
+
+function packDirentsPlus(list: DirentPlus[]): void {
+  if (list.length * DP_STRIDE > dpNums.length) dpNums = new Float64Array(list.length * 2 * DP_STRIDE);
+  let end = 0;
+  for (let i = 0; i < list.length; i++) {
+    const d = list[i]!;
+    if (end + d.name.length > dpNames.length) {
+      const bigger = Buffer.alloc(2 * (end + d.name.length));
+      dpNames.copy(bigger, 0, 0, end);
+      dpNames = bigger;
+    }
+    end += d.name.copy(dpNames, end);
+    const at = i * DP_STRIDE;
+    packEntry(d.entry, dpNums, at);
+    dpNums[at + DP_OFF] = d.off;
+    dpNums[at + DP_NAME_END] = end;
+  }
+}
+
 function packOpen(fi: OpenInfo): void {
   flat[F_FH] = fi.fh;
   flat[F_OPEN_FLAGS] = (fi.directIo ? 1 : 0) | (fi.keepCache ? 2 : 0) | (fi.nonseekable ? 4 : 0);
 }
 
 /**
- * The addon, with the replies of every create, lookup and getattr packed into a typed array
- * in JS (monomorphic property reads) instead of read field by field through N-API: the same
+ * The addon, with the replies of every create, lookup, getattr and readdirplus packed into typed
+ * arrays in JS (monomorphic property reads) instead of read field by field through N-API: the same
  * answers, a fraction of the calls (docs/benchmarks.md, "Fourth round"). The object forms
  * stay in the addon for other callers (test/native's memfs).
  */
@@ -111,5 +139,9 @@ export const fuse: FuseAddon = {
   replyOpen(req, fi) {
     packOpen(fi);
     raw.replyOpenFlat(req);
+  },
+  replyDirentsPlus(req, size, list) {
+    packDirentsPlus(list);
+    return raw.replyDirentsPlusFlat(req, size, list.length, dpNums, dpNames);
   },
 };

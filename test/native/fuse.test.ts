@@ -115,7 +115,7 @@ describe("pershome_fuse addon", () => {
     expect(times.some((v) => v & MTIME_NOW && !(v & (ATIME | ATIME_NOW)))).toBe(true);
   });
 
-  it("the flat replies (src/native/index.ts) answer entries, attributes, creates and opens as the object forms do", async () => {
+  it("the flat replies (src/native/index.ts) answer entries, attributes, creates, opens and listings as the object forms do", async () => {
     // the same calls on a memfs answering with object replies and on one answering through
     // pershome's packer (MEMFS_FLAT=1): every field the kernel reports must come out the same
     const script = (mnt: string): string[] => {
@@ -131,22 +131,36 @@ describe("pershome_fuse addon", () => {
         [st.ino, st.mode, st.nlink, st.uid, st.gid, st.rdev, st.size, st.blocks, st.blksize]
           .concat([st.atimeNs, st.mtimeNs])
           .join(" ");
+      // a listing (readdirplus) longer than one reply and than the packer's first buffers,
+      // with a name that is not UTF-8; the attributes it gives are what lstat then shows
+      const many = path.join(mnt, "many");
+      fs.mkdirSync(many);
+      for (let i = 0; i < 300; i++)
+        fs.writeFileSync(path.join(many, `${"n".repeat(i % 200)}${i}`), "x".repeat(i));
+      fs.writeFileSync(Buffer.concat([Buffer.from(many + "/"), Buffer.from([0x6e, 0xff])]), "raw");
+      const listed = fs.readdirSync(many, { encoding: "buffer" }).map((n) => {
+        const st = fs.lstatSync(Buffer.concat([Buffer.from(many + "/"), n]), { bigint: true });
+        return `${n.toString("hex")} ${show(st).replace(/ \d+ \d+$/, "")}`;
+      });
       return [
         show(created).replace(/ \d+ \d+$/, ""), // its times are now, not comparable
         show(fs.statSync(f, { bigint: true })),
         show(fs.statSync(path.join(mnt, "d"), { bigint: true })).replace(/ \d+ \d+$/, ""),
+        ...listed,
       ];
     };
     const plain = await startMemfs();
     const want = script(plain.mnt);
-    await plain.stop();
+    expect((await plain.stop()).stats!.readdirplusCalls).toBeGreaterThan(0);
     const flat = await startMemfs({ env: { MEMFS_FLAT: "1" } });
     const got = script(flat.mnt);
     const e = await flat.stop();
     expect(e.exitLine).toBe("ok");
+    expect(e.stats!.readdirplusCalls).toBeGreaterThan(0);
+    expect(got.length).toBe(3 + 301);
     expect(got).toEqual(want);
     expect(got[1]).toMatch(/ 5000 \d+ 4096 1234567890500000000 2000000000250000000$/);
-    expect(e.stats!.ops["create"]).toBe(1);
+    expect(e.stats!.ops["create"]).toBe(1 + 301);
     expect(e.stats!.ops["open"]).toBe(1);
   });
 
