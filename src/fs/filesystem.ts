@@ -29,7 +29,6 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
   const inode = (ino: number): Inode => L.inodes.get(ino) ?? fail(E.ESTALE);
   const fileOf = (fh: number): FileHandle => fileHandles.get(fh) ?? fail(E.EBADF);
   const dirOf = (fh: number): DirHandle => dirHandles.get(fh) ?? fail(E.EBADF);
-  const name = (b: Buffer): string => L.userName(b);
 
   /** Runs one operation; answers the errno if it throws. */
   function run(req: FuseReq, what: string, body: () => void): void {
@@ -49,7 +48,7 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
 
   const ops: LowLevelOps = {
     lookup: (req, parent, n) =>
-      run(req, "lookup", () => fuse.replyEntry(req, entries.lookup(L, inode(parent), name(n)))),
+      run(req, "lookup", () => fuse.replyEntry(req, entries.lookup(L, inode(parent), n))),
     forget: (ino, n) => {
       const i = L.inodes.get(ino);
       if (i) entries.forget(L, i, n);
@@ -67,23 +66,20 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
     readlink: (req, ino) =>
       run(req, "readlink", () => fuse.replyReadlink(req, entries.readlink(L, inode(ino)))),
     mknod: (req, parent, n, mode) =>
-      run(req, "mknod", () => fuse.replyEntry(req, entries.mknod(L, inode(parent), name(n), mode))),
+      run(req, "mknod", () => fuse.replyEntry(req, entries.mknod(L, inode(parent), n, mode))),
     mkdir: (req, parent, n, mode) =>
-      run(req, "mkdir", () => fuse.replyEntry(req, entries.mkdir(L, inode(parent), name(n), mode))),
-    unlink: (req, parent, n) =>
-      run(req, "unlink", () => (entries.unlink(L, inode(parent), name(n)), ok(req))),
-    rmdir: (req, parent, n) => run(req, "rmdir", () => (entries.rmdir(L, inode(parent), name(n)), ok(req))),
+      run(req, "mkdir", () => fuse.replyEntry(req, entries.mkdir(L, inode(parent), n, mode))),
+    unlink: (req, parent, n) => run(req, "unlink", () => (entries.unlink(L, inode(parent), n), ok(req))),
+    rmdir: (req, parent, n) => run(req, "rmdir", () => (entries.rmdir(L, inode(parent), n), ok(req))),
     symlink: (req, target, parent, n) =>
-      run(req, "symlink", () => fuse.replyEntry(req, entries.symlink(L, inode(parent), name(n), target))),
+      run(req, "symlink", () => fuse.replyEntry(req, entries.symlink(L, inode(parent), n, target))),
     rename: (req, parent, n, newParent, newName, flags) =>
       run(req, "rename", () => {
-        entries.rename(L, inode(parent), name(n), inode(newParent), name(newName), flags);
+        entries.rename(L, inode(parent), n, inode(newParent), newName, flags);
         ok(req);
       }),
     link: (req, ino, newParent, newName) =>
-      run(req, "link", () =>
-        fuse.replyEntry(req, links.link(L, inode(ino), inode(newParent), name(newName))),
-      ),
+      run(req, "link", () => fuse.replyEntry(req, links.link(L, inode(ino), inode(newParent), newName))),
     open: (req, ino, fi) =>
       run(req, "open", () => {
         const h = files.open(L, inode(ino), fi.flags);
@@ -91,7 +87,7 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
       }),
     create: (req, parent, n, mode, fi) =>
       run(req, "create", () => {
-        const { entry, h } = files.create(L, inode(parent), name(n), mode, fi.flags);
+        const { entry, h } = files.create(L, inode(parent), n, mode, fi.flags);
         fuse.replyCreate(req, entry, { fh: fileHandles.add(h), keepCache: true });
       }),
     read: (req, _ino, size, off, fi) =>

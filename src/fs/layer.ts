@@ -343,14 +343,6 @@ export class Layer {
   }
 
   /**
-   * A user name as given by the kernel, as a byte string. Only new names are held to 255
-   * bytes: a longer name that another system stored must still be reachable.
-   */
-  userName(name: Buffer): string {
-    return name.toString("latin1");
-  }
-
-  /**
    * Stores a new entry under a free stored name: tries the plain encoding, then case-twin
    * variants, calling `create` (which must fail with EEXIST if the stick already has the
    * name, e.g. O_EXCL) until one is free. Returns the stored name used.

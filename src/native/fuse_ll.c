@@ -82,6 +82,11 @@ static napi_value bytes(napi_env env, const void *p, size_t n) {
   napi_value v; void *d; napi_create_buffer_copy(env, n, p, &d, &v); return v;
 }
 static napi_value name_buf(napi_env env, const char *s) { return bytes(env, s, strlen(s)); }
+/* An entry's name as a byte string (one char per byte, latin1): what the layer keys names by,
+ * made in one call, where a Buffer costs an allocation here and a decode in JS. */
+static napi_value name_str(napi_env env, const char *s) {
+  napi_value v; napi_create_string_latin1(env, s, strlen(s), &v); return v;
+}
 
 static int fail(napi_env env, const char *fmt, ...) {
   char msg[256]; va_list ap; va_start(ap, fmt); vsnprintf(msg, sizeof msg, fmt, ap); va_end(ap);
@@ -369,7 +374,8 @@ static void dispatch(fuse_req_t req, int op, size_t argc, napi_value *argv, size
 
 #define SESSION session *s = fuse_req_userdata(req); napi_env env = s->env
 #define INO(i) num(env, (double)(i))
-#define NAME(n) name_buf(env, n)
+#define NAME(n) name_str(env, n) /* entry names */
+#define BYTES(n) name_buf(env, n) /* symlink targets, xattr names */
 #define FI(fi) fi_obj(env, fi)
 #define DISPATCH(op, size, ...) do { napi_value a[] = {NULL, __VA_ARGS__}; \
     dispatch(req, op, sizeof a / sizeof a[0], a, size); } while (0)
@@ -378,10 +384,12 @@ static void dispatch(fuse_req_t req, int op, size_t argc, napi_value *argv, size
   { SESSION; DISPATCH(OP, 0, INO(ino), FI(fi)); }
 #define LL_NAME(f, OP) static void ll_##f(fuse_req_t req, fuse_ino_t p, const char *name) \
   { SESSION; DISPATCH(OP, 0, INO(p), NAME(name)); }
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  SESSION; DISPATCH(OP_REMOVEXATTR, 0, INO(ino), BYTES(name));
+}
 LL_FI(open, OP_OPEN) LL_FI(flush, OP_FLUSH) LL_FI(release, OP_RELEASE)
 LL_FI(opendir, OP_OPENDIR) LL_FI(releasedir, OP_RELEASEDIR)
 LL_NAME(lookup, OP_LOOKUP) LL_NAME(unlink, OP_UNLINK) LL_NAME(rmdir, OP_RMDIR)
-LL_NAME(removexattr, OP_REMOVEXATTR) /* (ino, name): same shape */
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
   SESSION; napi_value a[] = {INO(ino), num(env, n)};
@@ -414,7 +422,7 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t p, const char *name, mode_t mode
   SESSION; DISPATCH(OP_MKDIR, 0, INO(p), NAME(name), u32(env, mode));
 }
 static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t p, const char *name) {
-  SESSION; DISPATCH(OP_SYMLINK, 0, NAME(link), INO(p), NAME(name));
+  SESSION; DISPATCH(OP_SYMLINK, 0, BYTES(link), INO(p), NAME(name));
 }
 static void ll_rename(fuse_req_t req, fuse_ino_t p, const char *name, fuse_ino_t np, const char *nname,
                       unsigned flags) {
@@ -445,7 +453,7 @@ static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 }
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
                         int flags) {
-  SESSION; DISPATCH(OP_SETXATTR, 0, INO(ino), NAME(name), bytes(env, value, size), num(env, flags));
+  SESSION; DISPATCH(OP_SETXATTR, 0, INO(ino), BYTES(name), bytes(env, value, size), num(env, flags));
 }
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   SESSION;
@@ -455,7 +463,7 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
     fuse_reply_err(req, ENODATA);
     return;
   }
-  DISPATCH(OP_GETXATTR, size, INO(ino), NAME(name), num(env, size));
+  DISPATCH(OP_GETXATTR, size, INO(ino), BYTES(name), num(env, size));
 }
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   SESSION; DISPATCH(OP_LISTXATTR, size, INO(ino), num(env, size));

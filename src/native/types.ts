@@ -130,22 +130,26 @@ export interface InitOptions {
 /**
  * Operations the filesystem implements. An absent operation is ENOSYS to the kernel
  * (for lock operations that means the kernel does local locking itself).
+ *
+ * An entry's name (`name`, `newName`) is a byte string: one char per byte of the name the
+ * kernel gave, as `Buffer.toString("latin1")` makes (`Buffer.from(name, "latin1")` gives the
+ * bytes back). Symlink targets and xattr names come as Buffers.
  */
 export interface LowLevelOps {
   init?(): void;
   destroy?(): void;
-  lookup(req: FuseReq, parent: number, name: Buffer): void;
+  lookup(req: FuseReq, parent: number, name: string): void;
   forget?(ino: number, nlookup: number): void; // no reply
   getattr(req: FuseReq, ino: number, fh: number | undefined): void;
   setattr(req: FuseReq, ino: number, attr: Attr, valid: number, fh: number | undefined): void;
   readlink(req: FuseReq, ino: number): void;
-  mknod(req: FuseReq, parent: number, name: Buffer, mode: number, rdev: number): void;
-  mkdir(req: FuseReq, parent: number, name: Buffer, mode: number): void;
-  unlink(req: FuseReq, parent: number, name: Buffer): void;
-  rmdir(req: FuseReq, parent: number, name: Buffer): void;
-  symlink(req: FuseReq, target: Buffer, parent: number, name: Buffer): void;
-  rename(req: FuseReq, parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): void;
-  link(req: FuseReq, ino: number, newParent: number, newName: Buffer): void;
+  mknod(req: FuseReq, parent: number, name: string, mode: number, rdev: number): void;
+  mkdir(req: FuseReq, parent: number, name: string, mode: number): void;
+  unlink(req: FuseReq, parent: number, name: string): void;
+  rmdir(req: FuseReq, parent: number, name: string): void;
+  symlink(req: FuseReq, target: Buffer, parent: number, name: string): void;
+  rename(req: FuseReq, parent: number, name: string, newParent: number, newName: string, flags: number): void;
+  link(req: FuseReq, ino: number, newParent: number, newName: string): void;
   open(req: FuseReq, ino: number, fi: FileInfo): void;
   read(req: FuseReq, ino: number, size: number, off: number, fi: FileInfo): void;
   /** `data` is a copy the filesystem may keep. */
@@ -165,7 +169,7 @@ export interface LowLevelOps {
   getxattr(req: FuseReq, ino: number, name: Buffer, size: number): void;
   listxattr(req: FuseReq, ino: number, size: number): void;
   removexattr(req: FuseReq, ino: number, name: Buffer): void;
-  create(req: FuseReq, parent: number, name: Buffer, mode: number, fi: FileInfo): void;
+  create(req: FuseReq, parent: number, name: string, mode: number, fi: FileInfo): void;
   fallocate?(req: FuseReq, ino: number, mode: number, off: number, length: number, fi: FileInfo): void;
 }
 
