@@ -59,8 +59,36 @@ function utf8Tokens(bytes: Buffer): number[] {
   return out;
 }
 
+/** Only characters 0x00..0x7f: the same string as bytes, as UTF-8 and as UTF-16. */
+export function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** Printable ASCII FAT takes as it is (most names): nothing to map but a trailing dot or space. */
+function isPlainAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || FORBIDDEN.has(c)) return false;
+  }
+  return true;
+}
+
 /** User name (byte string) -> stored name (a Unicode string), without twin marks. */
 export function encodeName(user: string): string {
+  if (!isPlainAscii(user)) return encodeNameGeneral(user);
+  let end = user.length;
+  while (end > 0 && (user.charCodeAt(end - 1) === 0x2e || user.charCodeAt(end - 1) === 0x20)) end--;
+  let s = user;
+  if (end < user.length) {
+    s = user.slice(0, end);
+    for (let i = end; i < user.length; i++) s += String.fromCharCode(PUA + user.charCodeAt(i));
+  }
+  return guardWhole(s);
+}
+
+/** encodeName for any name; exported for the test that holds the fast path to it. */
+export function encodeNameGeneral(user: string): string {
   const tokens = utf8Tokens(Buffer.from(user, "latin1"));
   const out: number[] = [];
   for (const t of tokens) {
@@ -71,7 +99,11 @@ export function encodeName(user: string): string {
   }
   // Trailing dots and spaces: FAT drops them.
   for (let i = out.length - 1; i >= 0 && (out[i] === 0x2e || out[i] === 0x20); i--) out[i] = PUA + out[i]!;
-  const s = String.fromCodePoint(...out);
+  return guardWhole(String.fromCodePoint(...out));
+}
+
+/** DOS device names and the layer's own prefix, which FAT or pershome would take as theirs. */
+function guardWhole(s: string): string {
   const dev = DEVICE.exec(s);
   if (dev) {
     const last = dev[1]!.length - 1;
@@ -83,6 +115,12 @@ export function encodeName(user: string): string {
 
 /** Stored name (a Unicode string) -> user name (byte string). Never fails. */
 export function decodeName(stored: string): string {
+  // ASCII has no escapes or marks (all in U+F000..U+F27F) and is its own UTF-8
+  return isAscii(stored) ? stored : decodeNameGeneral(stored);
+}
+
+/** decodeName for any name; exported for the test that holds the fast path to it. */
+export function decodeNameGeneral(stored: string): string {
   const bytes: number[] = [];
   const pushChar = (cp: number): void => {
     for (const b of Buffer.from(String.fromCodePoint(cp), "utf8")) bytes.push(b);
@@ -125,11 +163,13 @@ export function storedUnits(stored: string): number {
 
 /** Stored name (Unicode) -> byte string of its UTF-8 form, for syscalls. */
 export function storedToBytes(stored: string): string {
+  if (isAscii(stored)) return stored;
   return Buffer.from(stored, "utf8").toString("latin1");
 }
 
 /** Byte string read from the stick -> Unicode stored name, or null if not valid UTF-8. */
 export function bytesToStored(bytes: string): string | null {
+  if (isAscii(bytes)) return bytes;
   const buf = Buffer.from(bytes, "latin1");
   const s = buf.toString("utf8");
   return Buffer.from(s, "utf8").equals(buf) ? s : null;

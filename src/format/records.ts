@@ -4,6 +4,7 @@
  * every field is checked and anything unexpected is dropped, never trusted.
  */
 import { crc32 } from "node:zlib";
+import { isAscii } from "./names.js";
 
 export type Kind = "f" | "d" | "l" | "p" | "s" | "h";
 const KINDS = new Set<string>(["f", "d", "l", "p", "s", "h"]);
@@ -108,7 +109,7 @@ function timespec(v: unknown): Timespec | undefined {
 
 function bytesFrom(o: Record<string, unknown>, key: string): string | undefined {
   const t = o[key];
-  if (typeof t === "string") return Buffer.from(t, "utf8").toString("latin1");
+  if (typeof t === "string") return isAscii(t) ? t : Buffer.from(t, "utf8").toString("latin1");
   const b = o[key + "b"];
   if (typeof b === "string") return Buffer.from(b, "base64").toString("latin1");
   return undefined;

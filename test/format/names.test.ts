@@ -2,7 +2,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   decodeName,
+  decodeNameGeneral,
   encodeName,
+  encodeNameGeneral,
   foldKey,
   storedToBytes,
   bytesToStored,
@@ -93,6 +95,43 @@ describe("name encoding", () => {
         expect(decodeName(encodeName(n))).toBe(n);
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it("takes ASCII names the short way to the same result (property)", () => {
+    // names from the characters the fast paths decide on: dots and spaces (trailing ones),
+    // what FAT forbids, controls and DEL, device names and the layer's prefix
+    const piece = fc.constantFrom(
+      "a",
+      "B",
+      ".",
+      " ",
+      ":",
+      "?",
+      "\\",
+      "\x01",
+      "\x1f",
+      "\x7f",
+      "con",
+      "NUL",
+      "lpt1",
+      ".pershome",
+      "~",
+    );
+    const asciiName = fc
+      .array(piece, { minLength: 1, maxLength: 12 })
+      .map((a) => a.join(""))
+      .filter((s) => s !== "." && s !== "..");
+    fc.assert(
+      fc.property(asciiName, (n) => {
+        const stored = encodeName(n);
+        expect(stored).toBe(encodeNameGeneral(n));
+        expect(decodeName(stored)).toBe(decodeNameGeneral(stored));
+        expect(decodeName(n)).toBe(decodeNameGeneral(n)); // a name another system stored as it is
+        expect(storedToBytes(n)).toBe(Buffer.from(n, "utf8").toString("latin1"));
+        expect(bytesToStored(n)).toBe(n);
+      }),
+      { numRuns: 5000 },
     );
   });
 
