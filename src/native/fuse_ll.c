@@ -63,7 +63,7 @@ struct session {
   int readdirplus, writeback, atomic_trunc;
   int state, dispatching, in_cb, orphan, no_js;
   char *end_msg; /* why the session ended, if by error */
-  char xattr_prefix[32]; /* getxattr of other names: ENODATA here, no JS (empty: all to JS) */
+  char xattr_prefix[32]; /* getxattr of other names: EOPNOTSUPP here, no JS (empty: all to JS) */
   double opcount[64]; /* requests received, by kernel opcode (requestCounts()) */
 };
 
@@ -458,9 +458,10 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   SESSION;
   /* The kernel asks for security.capability before every write (and ls -l for ACLs and
-   * labels): names outside the one namespace JS serves are answered without a JS call. */
+   * labels): names outside the one namespace JS serves are answered without a JS call, with
+   * what the VFS answers for a namespace without a handler (ls then stops asking). */
   if (s->xattr_prefix[0] && strncmp(name, s->xattr_prefix, strlen(s->xattr_prefix)) != 0) {
-    fuse_reply_err(req, ENODATA);
+    fuse_reply_err(req, EOPNOTSUPP);
     return;
   }
   DISPATCH(OP_GETXATTR, size, INO(ino), BYTES(name), num(env, size));

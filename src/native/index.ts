@@ -84,7 +84,7 @@ function packEntry(e: EntryParam, f = flat, at = 0): void {
 }
 // A readdirplus listing for replyDirentsPlusFlat (fuse_ll.c, DP_*): per entry the entry's
 // fields as above, its offset, and where its name ends in one shared names buffer. Both grow
-// to the biggest listing asked for (a listing is at most the kernel's buffer, 128 KiB).
+// to the biggest listing packed (the layer packs only what fits the kernel's buffer).
 const DP_OFF = F_ENTRY_TIMEOUT + 1;
 const DP_NAME_END = DP_OFF + 1;
 const DP_STRIDE = DP_NAME_END + 1;

@@ -121,8 +121,10 @@ export interface InitOptions {
   /** let O_TRUNC come to open() (FUSE_CAP_ATOMIC_O_TRUNC); default true */
   atomicOTrunc?: boolean;
   /**
-   * Only getxattr of names with this prefix reaches JS; any other name is answered ENODATA by
-   * the addon (the kernel asks for security.capability before every write). Default: all reach JS.
+   * Only getxattr of names with this prefix reaches JS; any other name is answered EOPNOTSUPP
+   * by the addon, as the VFS answers for a namespace without a handler (the kernel asks for
+   * security.capability before every write; after one EOPNOTSUPP `ls -l` stops probing the
+   * filesystem for labels and ACLs). Default: all reach JS.
    */
   xattrPrefix?: string;
 }

@@ -19,8 +19,9 @@ function current(L: Layer, inode: Inode): Map<string, Buffer> {
   return meta.get(name)?.xattrs ?? new Map();
 }
 
+/** Only user.* is kept; other namespaces are not supported (EOPNOTSUPP, as the VFS says). */
 export function getxattr(L: Layer, inode: Inode, name: string): Buffer {
-  if (!name.startsWith("user.")) fail(E.ENODATA);
+  if (!name.startsWith("user.")) fail(E.EOPNOTSUPP);
   return current(L, inode).get(name) ?? fail(E.ENODATA);
 }
 
@@ -44,7 +45,7 @@ export function setxattr(L: Layer, inode: Inode, name: string, value: Buffer, fl
 }
 
 export function removexattr(L: Layer, inode: Inode, name: string): void {
-  if (!name.startsWith("user.")) fail(E.ENODATA);
+  if (!name.startsWith("user.")) fail(E.EOPNOTSUPP);
   const xattrs = new Map(current(L, inode));
   if (!xattrs.delete(name)) fail(E.ENODATA);
   L.updateRecord(inode, { xattrs, ctime: now() });
