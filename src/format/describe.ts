@@ -23,7 +23,8 @@ export const S_IFLNK = 0o120000;
 export const S_IFIFO = 0o010000;
 export const S_IFSOCK = 0o140000;
 
-const TYPE_OF: Record<Kind, number> = {
+/** The type bits (S_IF*) of each kind. */
+export const TYPE_OF: Record<Kind, number> = {
   f: S_IFREG,
   d: S_IFDIR,
   l: S_IFLNK,

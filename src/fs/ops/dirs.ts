@@ -1,11 +1,10 @@
 /** Directory listing, directory fsync and statfs. */
 import type { Dirent, DirentPlus, StatfsInfo } from "../../native/types.js";
-import type { Kind } from "../../format/records.js";
 import type { DirHandle } from "../handles.js";
 import type { Inode } from "../inode.js";
 import { NO_ATTR } from "../layer.js";
 import type { Layer } from "../layer.js";
-import { S_IFDIR, S_IFLNK, S_IFIFO, S_IFREG, S_IFSOCK } from "./modes.js";
+import { S_IFDIR, S_IFLNK, S_IFIFO, S_IFREG, S_IFSOCK, TYPE_OF } from "./modes.js";
 
 const align8 = (n: number): number => (n + 7) & ~7;
 /** struct fuse_dirent is 24 bytes + name; fuse_direntplus adds fuse_entry_out (128 bytes) */
@@ -26,15 +25,18 @@ function dotNumber(h: DirHandle, i: number): number {
   return h.inode.parent?.stIno ?? UNKNOWN_INO;
 }
 
-/** d_type of an inode the layer knows */
-const KIND_TYPE: Record<Kind, number> = {
-  f: S_IFREG,
-  h: S_IFREG,
-  d: S_IFDIR,
-  l: S_IFLNK,
-  p: S_IFIFO,
-  s: S_IFSOCK,
-};
+/**
+ * A listed name with no inode for the kernel to take (node id 0): the attributes only give
+ * d_ino and d_type. For "." and "..", and for a child the kernel holds already.
+ */
+function nameOnly(L: Layer, name: string, ino: number, mode: number, off: number): DirentPlus {
+  const attr = { ...NO_ATTR, ino, mode };
+  return {
+    name: Buffer.from(name, "latin1"),
+    entry: { ...L.negativeEntry(), attr, attrTimeout: 0, entryTimeout: 0 },
+    off,
+  };
+}
 
 /** The type bits readdir can tell without touching the stick. */
 function typeOf(L: Layer, dir: Inode, name: string): number {
@@ -79,13 +81,7 @@ export function readdirplus(L: Layer, h: DirHandle, size: number, off: number): 
     if (used + need > size) break;
     if (i < 2) {
       used += need;
-      // no inode for the kernel to take (node id 0); the attributes only give d_ino
-      const attr = { ...NO_ATTR, ino: dotNumber(h, i), mode: S_IFDIR };
-      out.push({
-        name: Buffer.from(name),
-        entry: { ...L.negativeEntry(), attr, attrTimeout: 0, entryTimeout: 0 },
-        off: i + 1,
-      });
+      out.push(nameOnly(L, name, dotNumber(h, i), S_IFDIR, i + 1));
       continue;
     }
     const found = L.childFacts(h.inode, name);
@@ -96,12 +92,7 @@ export function readdirplus(L: Layer, h: DirHandle, size: number, off: number): 
       // The kernel holds this child already, with attributes it keeps for the cache timeout
       // (git status lstat's every file, then lists every folder): only its name, number and
       // type, as for "." above, and no second lstat.
-      const attr = { ...NO_ATTR, ino: child.stIno, mode: KIND_TYPE[child.kind] };
-      out.push({
-        name: Buffer.from(name, "latin1"),
-        entry: { ...L.negativeEntry(), attr, attrTimeout: 0, entryTimeout: 0 },
-        off: i + 1,
-      });
+      out.push(nameOnly(L, name, child.stIno, TYPE_OF[child.kind], i + 1));
       continue;
     }
     const entry = L.entry(child, L.describe(child, found.facts));
