@@ -10,7 +10,7 @@ const HELP = `pershome: a POSIX home directory on a FAT32/exFAT USB stick
 
 Usage:
   pershome mount STICK/pershome MOUNTPOINT [--foreground] [--owner UID:GID] [--allow-other]
-                 [--auto-unmount] [--debug]
+                 [--auto-unmount] [--poll-us N] [--debug]
   pershome umount MOUNTPOINT [--lazy] [--timeout SECONDS]
   pershome --version
 ${STICK_SUMMARY}
@@ -20,8 +20,18 @@ Examples:
   pershome mount /media/stick/pershome /home/joseph -f  # stay in the foreground (services)
   pershome umount ~/stickhome                           # write everything out and unmount
 
+--poll-us N: how long (microseconds, default 200) the daemon may poll for the next request
+before it sleeps; 0 never polls (to save power).
+
 Exit codes: 0 done, 1 failed (the message says why), 2 still in use (umount), 64 bad usage.
 `;
+
+function microseconds(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 10000)
+    throw new UsageError(`--poll-us wants microseconds from 0 to 10000, not "${v}"`);
+  return n;
+}
 
 async function main(argv: string[]): Promise<number> {
   // the stick tools (init, status, check, migrate, sticks, gui) have their own options
@@ -40,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
       debug: { type: "boolean" },
       "auto-unmount": { type: "boolean" },
       "cache-timeout": { type: "string" },
+      "poll-us": { type: "string" },
       lazy: { type: "boolean" },
       timeout: { type: "string" },
     },
@@ -66,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
         debug: values.debug ?? false,
         autoUnmount: values["auto-unmount"] ?? false,
         ...(values["cache-timeout"] !== undefined ? { cacheTimeout: Number(values["cache-timeout"]) } : {}),
+        ...(values["poll-us"] !== undefined ? { pollMicros: microseconds(values["poll-us"]) } : {}),
       });
     }
     case "umount":

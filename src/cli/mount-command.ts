@@ -16,6 +16,7 @@ export interface MountArgs {
   debug: boolean;
   cacheTimeout?: number;
   autoUnmount?: boolean;
+  pollMicros?: number;
 }
 
 export class UsageError extends Error {}
@@ -46,6 +47,7 @@ export async function mountCommand(a: MountArgs): Promise<number> {
     debug: a.debug,
     autoUnmount: a.autoUnmount ?? false,
     ...(a.cacheTimeout !== undefined ? { cacheTimeout: a.cacheTimeout } : {}),
+    ...(a.pollMicros !== undefined ? { pollMicros: a.pollMicros } : {}),
   });
   fs.writeFileSync(pid, `${process.pid}\n`);
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {

@@ -27,6 +27,8 @@ export interface MountOptions {
   cacheTimeout?: number;
   /** let fusermount3 remove the mount if the daemon dies (for scratch mounts, not homes) */
   autoUnmount?: boolean;
+  /** the longest the daemon polls for the next request before sleeping, in µs; 0: never */
+  pollMicros?: number;
 }
 
 /**
@@ -35,6 +37,14 @@ export interface MountOptions {
  * system happen while unmounted). docs/layer.md, "Kernel caching".
  */
 export const DEFAULT_CACHE_TIMEOUT = 3600;
+
+/**
+ * How long (µs) the daemon may keep polling for the next request before it sleeps. Waking a
+ * sleeping daemon cost half of each small request's time on the bench machine; polling for
+ * this long caught nearly all of a busy program's next requests (docs/benchmarks.md, "Ninth
+ * round"). The window adapts and shrinks to nothing on a mount used slowly.
+ */
+export const DEFAULT_POLL_MICROS = 200;
 
 /** A problem the user can fix: the message says what happened and what to do. */
 export class MountError extends Error {}
@@ -175,7 +185,8 @@ export function startMount(given: MountOptions): RunningMount {
   });
   const filesystem = makeFilesystem(layer, fuse);
   // PERSHOME_FUSE_COUNTS=1: log how many requests of each kind the kernel sent, at unmount and
-  // on SIGUSR2 (since the last report), to count round trips per workload (docs/benchmarks.md).
+  // on SIGUSR2 (since the last report), to count round trips per workload, and how the polling
+  // before sleeping fared (docs/benchmarks.md).
   const countRequests = Boolean(process.env["PERSHOME_FUSE_COUNTS"]);
   let lastCounts: Record<string, number> = {};
   const reportCounts = (): void => {
@@ -188,7 +199,8 @@ export function startMount(given: MountOptions): RunningMount {
     log(
       "info",
       `FUSE requests: ${JSON.stringify(delta)}; inodes ${layer.inodes.size}; MiB rss ${mb(m.rss)} ` +
-        `heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} external ${mb(m.external)}`,
+        `heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} external ${mb(m.external)}; ` +
+        `polling so far ${JSON.stringify(fuse.pollStats(session))}`,
     );
   };
   if (countRequests) process.on("SIGUSR2", reportCounts);
@@ -224,7 +236,11 @@ export function startMount(given: MountOptions): RunningMount {
       o.mountpoint,
       filesystem.ops,
       // No flush op: the kernel stops sending FLUSH (writes are synchronous, nothing to do on close).
-      { options: kernelOptions(o), debug: o.debug ?? false, init: { xattrPrefix: "user." } },
+      {
+        options: kernelOptions(o),
+        debug: o.debug ?? false,
+        init: { xattrPrefix: "user.", pollMicros: o.pollMicros ?? DEFAULT_POLL_MICROS },
+      },
       finish,
     );
   } catch (err) {

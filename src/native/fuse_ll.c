@@ -14,11 +14,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NAME_CAP 1025 /* FUSE_NAME_MAX (1024) + NUL */
@@ -65,6 +68,10 @@ struct session {
   char *end_msg; /* why the session ended, if by error */
   char xattr_prefix[32]; /* getxattr of other names: EOPNOTSUPP here, no JS (empty: all to JS) */
   double opcount[64]; /* requests received, by kernel opcode (requestCounts()) */
+  /* polling before sleeping (see poll_briefly): the longest window, the current one, and
+   * when /dev/fuse last ran dry (0: not sleeping after a failed poll) */
+  int64_t poll_max_ns, poll_ns, dry_since;
+  double polls, caught, polled_ns; /* pollStats() */
 };
 
 /* ---- small helpers ---- */
@@ -579,12 +586,69 @@ static void session_finalize(napi_env env, void *data, void *hint) {
   if (s->state == ENDED) { free(s->end_msg); free(s); } else s->orphan = 1; /* env teardown */
 }
 
+/* ---- polling before sleeping ----
+ * A process working through many small operations (a shell loop creating files, git's lstat
+ * of every tracked file) sends its next request a few microseconds after our reply. If the
+ * daemon has gone to sleep in epoll by then, waking it takes an interrupt to another CPU and,
+ * when that CPU is idle, bringing it out of its idle state: on a virtual machine a trip
+ * through the hypervisor. Measured on the dev VM, that wake-up was half of each request's
+ * time (docs/benchmarks.md, "Ninth round"). So when /dev/fuse runs dry the daemon polls it
+ * for a short window before sleeping, yielding the CPU to anything else runnable.
+ * The window adapts like KVM's halt polling: it grows (doubling from POLL_START_NS up to
+ * poll_max_ns) when a sleep ended within poll_max_ns, that is, when polling a little longer
+ * would have caught the request, and halves when a sleep was longer, so an idle or slowly
+ * used mount polls little or not at all. poll_max_ns 0 turns it off. While polling, timers
+ * and promise jobs wait (as they do while requests keep coming, up to BATCH). */
+#define POLL_START_NS 10000
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* /dev/fuse is drained: polls it for up to the current window; 1 if a request came. */
+static int poll_briefly(session *s) {
+  int64_t start = now_ns(), end = start + s->poll_ns, t = start;
+  struct pollfd p = {fuse_session_fd(s->se), POLLIN, 0};
+  int got = 0;
+  while (s->poll_ns && t < end) {
+    if (poll(&p, 1, 0) != 0) { got = 1; break; } /* a request, or an error the next read reports */
+    sched_yield();
+    t = now_ns();
+  }
+  if (s->poll_ns) { s->polls++; s->polled_ns += now_ns() - start; }
+  if (got) { s->caught++; return 1; }
+  s->dry_since = start;
+  return 0;
+}
+
+/* Woken from epoll: adapts the window to how long the sleep (with its poll) lasted. */
+static void adapt_poll(session *s) {
+  if (!s->dry_since) return;
+  int64_t slept = now_ns() - s->dry_since;
+  s->dry_since = 0;
+  if (slept <= s->poll_max_ns) {
+    s->poll_ns = s->poll_ns ? s->poll_ns * 2 : POLL_START_NS;
+    if (s->poll_ns > s->poll_max_ns) s->poll_ns = s->poll_max_ns;
+  } else {
+    s->poll_ns /= 2;
+    if (s->poll_ns < POLL_START_NS) s->poll_ns = 0;
+  }
+}
+
 /* Reads and dispatches up to BATCH requests; returns when the fd is drained. */
 static void pump(session *s) {
   for (int n = 0; n < BATCH && !fuse_session_exited(s->se); n++) {
     int res = fuse_session_receive_buf(s->se, &s->buf);
     if (res == -EINTR) continue;
-    if (res == -EAGAIN) return;
+    if (res == -EAGAIN) {
+      /* A request still unanswered waits for JS work (a timer, a promise) that can only run
+       * once we return to the event loop: no polling then. */
+      if (!s->poll_max_ns || s->reqs || !poll_briefly(s)) return;
+      n--; /* polled: not a request */
+      continue;
+    }
     if (res <= 0) { /* 0: ENODEV, unmounted from outside; < 0: a real error */
       if (res < 0 && !s->end_msg) {
         char m[160]; snprintf(m, sizeof m, "reading /dev/fuse: %s", strerror(-res));
@@ -616,6 +680,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   napi_get_reference_value(env, s->self, &self);
   napi_open_callback_scope(env, self, s->actx, &cs);
   s->in_cb = 1;
+  adapt_poll(s);
   pump(s);
   /* libuv stops the handle on POLLERR; if the read did not explain it, end anyway. */
   if (status < 0 && !fuse_session_exited(s->se) && !s->end_msg) {
@@ -691,6 +756,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     if (get_opt(env, io, "readdirplus", &v) && napi_get_value_bool(env, v, &b) == napi_ok) s->readdirplus = b;
     if (get_opt(env, io, "writebackCache", &v) && napi_get_value_bool(env, v, &b) == napi_ok) s->writeback = b;
     if (get_opt(env, io, "atomicOTrunc", &v) && napi_get_value_bool(env, v, &b) == napi_ok) s->atomic_trunc = b;
+    if (get_opt(env, io, "pollMicros", &v) && napi_get_value_double(env, v, &d) == napi_ok && d >= 0)
+      s->poll_max_ns = (int64_t)(d * 1000);
     if (get_opt(env, io, "xattrPrefix", &v) &&
         napi_get_value_string_utf8(env, v, s->xattr_prefix, sizeof s->xattr_prefix, NULL) != napi_ok)
       s->xattr_prefix[0] = 0;
@@ -1036,6 +1103,20 @@ static napi_value js_request_counts(napi_env env, napi_callback_info info) {
   return o;
 }
 
+/* pollStats(session) -> {polls, caught, polledMicros, windowMicros}: how often the daemon
+ * polled before sleeping, how often a request came while it did, the time spent polling, and
+ * the window now (docs/native-addon.md, "Polling before sleeping"). */
+static napi_value js_poll_stats(napi_env env, napi_callback_info info) {
+  ARGS(1); session *s = get_session(env, argv[0]); napi_value o;
+  if (!s) return NULL;
+  napi_create_object(env, &o);
+  napi_set_named_property(env, o, "polls", num(env, s->polls));
+  napi_set_named_property(env, o, "caught", num(env, s->caught));
+  napi_set_named_property(env, o, "polledMicros", num(env, s->polled_ns / 1000));
+  napi_set_named_property(env, o, "windowMicros", num(env, (double)s->poll_ns / 1000));
+  return o;
+}
+
 static void addon_finalize(napi_env env, void *data, void *hint) {
   addon *a = data; (void)hint;
   napi_delete_reference(env, a->keys);
@@ -1079,7 +1160,7 @@ static napi_value init_module(napi_env env, napi_value exports) {
       FN("replyStatfs", js_reply_statfs), FN("replyXattr", js_reply_xattr),
       FN("replyDirents", js_reply_dirents), FN("replyDirentsPlus", js_reply_dirents_plus),
       FN("notifyInvalInode", js_notify_inval_inode), FN("notifyInvalEntry", js_notify_inval_entry),
-      FN("requestCounts", js_request_counts), FN("replyEntryFlat", js_reply_entry_flat),
+      FN("requestCounts", js_request_counts), FN("pollStats", js_poll_stats), FN("replyEntryFlat", js_reply_entry_flat),
       FN("replyCreateFlat", js_reply_create_flat), FN("replyAttrFlat", js_reply_attr_flat),
       FN("replyOpenFlat", js_reply_open_flat), FN("flatReplyArray", js_flat_reply_array),
       FN("replyDirentsPlusFlat", js_reply_dirents_plus_flat)};

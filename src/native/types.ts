@@ -127,6 +127,11 @@ export interface InitOptions {
    * filesystem for labels and ACLs). Default: all reach JS.
    */
   xattrPrefix?: string;
+  /**
+   * Microseconds the daemon may poll /dev/fuse, yielding, after it runs dry before it sleeps
+   * (an adaptive window, at most this long; fuse_ll.c, "polling before sleeping"). Default 0: off.
+   */
+  pollMicros?: number;
 }
 
 /**
@@ -216,6 +221,19 @@ export interface FuseAddon {
   notifyInvalEntry(session: FuseSession, parent: number, name: Buffer): number;
   /** Requests received so far, by kernel opcode name (including those libfuse answers itself). */
   requestCounts(session: FuseSession): Record<string, number>;
+  /** Polling before sleeping (InitOptions.pollMicros) so far: see PollStats. */
+  pollStats(session: FuseSession): PollStats;
+}
+
+export interface PollStats {
+  /** times /dev/fuse ran dry and the daemon polled it before sleeping */
+  polls: number;
+  /** of those, times a request came while it polled (a sleep and a wake-up saved) */
+  caught: number;
+  /** time spent polling */
+  polledMicros: number;
+  /** the adaptive window now (0: a mount used slowly polls no more) */
+  windowMicros: number;
 }
 
 export interface FuseSession {

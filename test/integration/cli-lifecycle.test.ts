@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds, makeWorkDir } from "../support/lower.js";
 import { isMounted, mountAt } from "../support/mountinfo.js";
-import { mountLayer } from "../support/mount.js";
+import { CLI, mountLayer } from "../support/mount.js";
 import { python } from "../support/run.js";
 
 describe.each(lowerKinds())("the pershome command on a %s lower", (kind) => {
@@ -70,6 +70,31 @@ describe.each(lowerKinds())("the pershome command on a %s lower", (kind) => {
       expect(r.code).toBe(0);
     }
     expect(await readFile(join(home, ".bashrc"), "utf8")).toBe("local");
+  });
+
+  it("polls for the next request by default; --poll-us 0 never does; a bad --poll-us is a usage error", async () => {
+    const polling = async (extraArgs: string[]): Promise<{ polls: number; caught: number }> => {
+      const layer = await mountLayer(t.lower.dir, t.mnt, { extraArgs, env: { PERSHOME_FUSE_COUNTS: "1" } });
+      // 300 small files from one process: requests follow each other closely
+      const r = await python(
+        `import os, sys\nfor i in range(300): open(os.path.join(sys.argv[1], f"p{i}"), "w").write("x")`,
+        [t.mnt],
+      );
+      expect(r.code).toBe(0);
+      expect((await layer.stop()).code).toBe(0);
+      const m = /polling so far (\{[^}]*\})/.exec(layer.stderr() + layer.stdout());
+      expect(m, layer.stderr()).not.toBeNull();
+      return JSON.parse(m![1]!) as { polls: number; caught: number };
+    };
+    const on = await polling([]);
+    expect(on.caught).toBeGreaterThan(0);
+    expect(await polling(["--poll-us", "0"])).toMatchObject({ polls: 0, caught: 0 });
+
+    const bad = await python(
+      `import subprocess, sys\nr = subprocess.run([sys.argv[1], sys.argv[2], "mount", sys.argv[3], sys.argv[4], "--poll-us", "soon"], capture_output=True, text=True)\nprint(r.returncode, r.stderr)`,
+      [process.execPath, CLI, t.lower.dir, t.mnt],
+    );
+    expect(bad.stdout).toMatch(/^64 .*--poll-us wants microseconds/);
   });
 
   it("waits in `umount` until the daemon is gone", async () => {

@@ -290,6 +290,31 @@ describe("pershome_fuse addon", () => {
     expect((await m.stop()).code).toBe(0);
   });
 
+  it("polls for the next request while they come fast, and stops polling on a mount used slowly", async () => {
+    const writes = async (mnt: string, gapMs: number, n: number): Promise<void> => {
+      const fd = fs.openSync(path.join(mnt, "f"), "w");
+      for (let i = 0; i < n; i++) {
+        fs.writeSync(fd, "x"); // one WRITE request each (no writeback cache)
+        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      }
+      fs.closeSync(fd);
+    };
+    const off = await startMemfs({ env: { MEMFS_INIT: JSON.stringify({ pollMicros: 0 }) } });
+    await writes(off.mnt, 0, 500);
+    expect((await off.stop()).stats!.poll).toEqual({ polls: 0, caught: 0, polledMicros: 0, windowMicros: 0 });
+
+    const m = await startMemfs({ env: { MEMFS_INIT: JSON.stringify({ pollMicros: 500 }) } });
+    await writes(m.mnt, 0, 2000); // each write follows the last reply within microseconds
+    // then 20 ms apart: each sleep outlasts the window, which halves down to nothing
+    await writes(m.mnt, 20, 12);
+    const e = await m.stop();
+    const p = e.stats!.poll!;
+    expect(p.caught).toBeGreaterThan(500); // of ~2,000 chances, on a loaded machine too
+    expect(p.caught).toBeLessThanOrEqual(p.polls);
+    expect(p.windowMicros).toBe(0);
+    expect(e.stats!.ops["write"]).toBe(2012);
+  });
+
   it("a JS exception in an op is EIO to the caller, and the daemon carries on", async () => {
     const m = await startMemfs();
     expect(code(() => fs.statSync(path.join(m.mnt, "throw-me")))).toBe("EIO");

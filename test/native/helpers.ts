@@ -77,6 +77,8 @@ export interface Stats {
   init: { maxWrite: number; maxRead: number; maxReadahead: number; want: number } | null;
   cpuUserUs: number;
   cpuSystemUs: number;
+  /** the addon's pollStats() at exit */
+  poll: { polls: number; caught: number; polledMicros: number; windowMicros: number } | null;
 }
 
 export interface Exit {
