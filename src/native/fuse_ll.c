@@ -613,7 +613,8 @@ static int poll_briefly(session *s) {
   struct pollfd p = {fuse_session_fd(s->se), POLLIN, 0};
   int got = 0;
   while (s->poll_ns && t < end) {
-    if (poll(&p, 1, 0) != 0) { got = 1; break; } /* a request, or an error the next read reports */
+    int r = poll(&p, 1, 0); /* a request, or an error the next read reports; not a signal */
+    if (r > 0 || (r < 0 && errno != EINTR)) { got = 1; break; }
     sched_yield();
     t = now_ns();
   }
