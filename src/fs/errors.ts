@@ -5,7 +5,7 @@ export const E = constants.errno;
 /**
  * An error that is meant for the caller as an errno, not a bug. It carries no stack trace:
  * nobody reads one (only bugs are logged with theirs), and capturing it made every failed
- * request (a missing user xattr, EEXIST, ENOTEMPTY...) cost about 15 µs more than a success
+ * request (a missing user xattr, EEXIST, ENOTEMPTY...) cost 17–32 µs more than a success
  * (docs/benchmarks.md, "Ninth round").
  */
 export class FsError extends Error {
