@@ -13,7 +13,8 @@ import path from "node:path";
 import { PERSHOME_CLI, mountCandidate, mountPershome, type Mounted } from "./candidates.js";
 import { makeLower, type Lower } from "./lowers.js";
 import { must, sh, timed } from "./sh.js";
-import { workloads, type Workload } from "./workloads.js";
+import { TIMED_WORKLOADS, workloads, type Workload } from "./workloads.js";
+import { buildPath, listOf, options, runMain, wholeNumber } from "./cli.js";
 
 interface Args {
   base: string;
@@ -27,29 +28,48 @@ interface Args {
   seqMb: number;
 }
 
+const USAGE = `node dist/bench/ab.js --base OTHER/dist/src/cli/main.js [options]   (as root)
+
+A/B of two pershome builds on the bench's workloads, interleaved round by round on the same
+lowers. "base" is the other build, "new" this checkout's; prints each round's seconds and the
+median ratio new/base (below 1: the new build is faster).
+
+  --base FILE           the other build's dist/src/cli/main.js (required)
+  --workloads a,b       among ${TIMED_WORKLOADS.join(", ")} (default files,rename,chmod)
+  --lowers a,b          among plain, exfat (default both)
+  --rounds N            rounds (default 3)
+  --with a,b            also run bindfs and/or posixovl
+  --tree DIR            the source tree the tree workload untars (default /usr/include)
+  --seq-mb N            size of the seq workload's file in MB (default 500)
+  -h, --help            this text`;
+
 function parse(argv: string[]): Args {
-  const a: Args = {
-    base: "",
-    workloads: ["files", "rename", "chmod"],
-    lowers: ["plain", "exfat"],
-    rounds: 3,
-    others: [],
-    tree: "/usr/include",
-    seqMb: 500,
+  const v = options(
+    argv,
+    {
+      base: { type: "string" },
+      workloads: { type: "string" },
+      lowers: { type: "string" },
+      rounds: { type: "string" },
+      with: { type: "string" },
+      tree: { type: "string" },
+      "seq-mb": { type: "string" },
+    },
+    USAGE,
+  );
+  return {
+    base: buildPath("base", v.base),
+    workloads:
+      v.workloads !== undefined
+        ? listOf("workloads", v.workloads, TIMED_WORKLOADS)
+        : ["files", "rename", "chmod"],
+    lowers:
+      v.lowers !== undefined ? listOf("lowers", v.lowers, ["plain", "exfat"] as const) : ["plain", "exfat"],
+    rounds: v.rounds !== undefined ? wholeNumber("rounds", v.rounds) : 3,
+    others: v.with !== undefined ? listOf("with", v.with, ["bindfs", "posixovl"] as const) : [],
+    tree: path.resolve(v.tree ?? "/usr/include"),
+    seqMb: v["seq-mb"] !== undefined ? wholeNumber("seq-mb", v["seq-mb"]) : 500,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const v = (): string => argv[++i] ?? "";
-    if (argv[i] === "--base") a.base = path.resolve(v());
-    else if (argv[i] === "--workloads") a.workloads = v().split(",");
-    else if (argv[i] === "--lowers") a.lowers = v().split(",") as Args["lowers"];
-    else if (argv[i] === "--rounds") a.rounds = Number(v());
-    else if (argv[i] === "--with") a.others = v().split(",") as Args["others"];
-    else if (argv[i] === "--tree") a.tree = path.resolve(v());
-    else if (argv[i] === "--seq-mb") a.seqMb = Number(v());
-    else throw new Error(`unknown option ${argv[i]}`);
-  }
-  if (!a.base) throw new Error("--base <other build's dist/src/cli/main.js> is required");
-  return a;
 }
 
 type Who = "base" | "new" | "bindfs" | "posixovl";
@@ -168,7 +188,4 @@ async function main(): Promise<void> {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+runMain(USAGE, main);

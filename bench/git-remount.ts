@@ -15,19 +15,35 @@ import path from "node:path";
 import { PERSHOME_CLI, mountPershome } from "./candidates.js";
 import { makeLower } from "./lowers.js";
 import { must, sh, timed } from "./sh.js";
+import { buildPath, oneOf, options, runMain, wholeNumber } from "./cli.js";
+
+const USAGE = `node dist/bench/git-remount.js --base OTHER/dist/src/cli/main.js [options]   (as root)
+
+git status right after a remount (a login), two pershome builds interleaved on one stick.
+
+  --base FILE           the other build's dist/src/cli/main.js (required)
+  --tree DIR            the repository's source tree (default /usr/include)
+  --lower NAME          plain or exfat (default exfat)
+  --rounds N            rounds (default 3)
+  -h, --help            this text`;
 
 function parse(argv: string[]): { base: string; tree: string; lower: "plain" | "exfat"; rounds: number } {
-  const a = { base: "", tree: "/usr/include", lower: "exfat" as "plain" | "exfat", rounds: 3 };
-  for (let i = 0; i < argv.length; i++) {
-    const v = (): string => argv[++i] ?? "";
-    if (argv[i] === "--base") a.base = path.resolve(v());
-    else if (argv[i] === "--tree") a.tree = path.resolve(v());
-    else if (argv[i] === "--lower") a.lower = v() as "plain" | "exfat";
-    else if (argv[i] === "--rounds") a.rounds = Number(v());
-    else throw new Error(`unknown option ${argv[i]}`);
-  }
-  if (!a.base) throw new Error("--base <other build's dist/src/cli/main.js> is required");
-  return a;
+  const v = options(
+    argv,
+    {
+      base: { type: "string" },
+      tree: { type: "string" },
+      lower: { type: "string" },
+      rounds: { type: "string" },
+    },
+    USAGE,
+  );
+  return {
+    base: buildPath("base", v.base),
+    tree: path.resolve(v.tree ?? "/usr/include"),
+    lower: v.lower !== undefined ? oneOf("lower", v.lower, ["plain", "exfat"] as const) : "exfat",
+    rounds: v.rounds !== undefined ? wholeNumber("rounds", v.rounds) : 3,
+  };
 }
 
 const GIT = "git -c user.name=bench -c user.email=bench@example.invalid";
@@ -84,7 +100,4 @@ async function main(): Promise<void> {
   console.log(`new/base per round: ${fmt(ratios)}; median ${ratios[(ratios.length - 1) >> 1]!.toFixed(3)}`);
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+runMain(USAGE, main);

@@ -1,6 +1,4 @@
-// npm run bench [-- --quick] [-- --workloads a,b] [-- --repeat N] [-- --lowers plain,exfat]
-//   [-- --cpu-prof]: runs each workload on each lower with each candidate, candidates interleaved,
-// and writes reports/bench/<YYYY-MM-DD-HHMM>/ (report.md, chart.svg, results.json, machine.txt).
+// npm run bench: the bench's main entry point (options in USAGE below, or npm run bench -- --help).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -14,6 +12,7 @@ import {
 } from "./candidates.js";
 import { fillMany, type Lower, makeLower } from "./lowers.js";
 import { runLogin } from "./login.js";
+import { listOf, options, runMain, UsageError, wholeNumber } from "./cli.js";
 import { topSelfTime } from "./profile.js";
 import { markdown, type Row, svg } from "./report.js";
 import { must, sh, sleep, timed } from "./sh.js";
@@ -31,44 +30,56 @@ interface Options {
   candidates: CandidateName[];
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = {
-    quick: false,
-    repeat: 3,
-    workloads: WORKLOAD_NAMES,
-    lowers: ["plain", "exfat"],
-    manyFiles: 100_000,
-    seqMb: 500,
-    tree: "/usr/include",
-    cpuProf: false,
-    candidates: CANDIDATES,
+const USAGE = `npm run bench [-- options]   (as root)
+
+Runs each workload on each lower with each candidate, candidates interleaved, and writes
+reports/bench/<YYYY-MM-DD-HHMM>/ (report.md, chart.svg, results.json, machine.txt).
+
+  --quick               one repeat (unless --repeat says otherwise)
+  --repeat N            repeats per workload (default 3)
+  --workloads a,b       among ${WORKLOAD_NAMES.join(", ")} (default: all)
+  --lowers a,b          among plain, exfat (default: both)
+  --candidates a,b      among ${CANDIDATES.join(", ")} (default: all)
+  --many N              files on the stick for the mount and memory workloads (default 100000)
+  --seq-mb N            size of the sequential file in MB (default 500)
+  --tree DIR            the source tree the tree workload untars (default /usr/include)
+  --cpu-prof            also profile the pershome daemon (node --cpu-prof)
+  -h, --help            this text
+
+See docs/benchmarks.md for how to read the report.`;
+
+function parseOptions(argv: string[]): Options {
+  const v = options(
+    argv,
+    {
+      quick: { type: "boolean" },
+      repeat: { type: "string" },
+      workloads: { type: "string" },
+      lowers: { type: "string" },
+      candidates: { type: "string" },
+      many: { type: "string" },
+      "seq-mb": { type: "string" },
+      tree: { type: "string" },
+      "cpu-prof": { type: "boolean" },
+      fat32: { type: "boolean" },
+    },
+    USAGE,
+  );
+  if (v.fat32)
+    throw new UsageError("--fat32 is not done yet: FAT32 needs the micro-VM (see docs/benchmarks.md)");
+  const quick = v.quick ?? false;
+  return {
+    quick,
+    repeat: v.repeat !== undefined ? wholeNumber("repeat", v.repeat) : quick ? 1 : 3,
+    workloads: v.workloads !== undefined ? listOf("workloads", v.workloads, WORKLOAD_NAMES) : WORKLOAD_NAMES,
+    lowers:
+      v.lowers !== undefined ? listOf("lowers", v.lowers, ["plain", "exfat"] as const) : ["plain", "exfat"],
+    manyFiles: v.many !== undefined ? wholeNumber("many", v.many) : 100_000,
+    seqMb: v["seq-mb"] !== undefined ? wholeNumber("seq-mb", v["seq-mb"]) : 500,
+    tree: v.tree ?? "/usr/include",
+    cpuProf: v["cpu-prof"] ?? false,
+    candidates: v.candidates !== undefined ? listOf("candidates", v.candidates, CANDIDATES) : CANDIDATES,
   };
-  let repeatSet = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--quick") o.quick = true;
-    else if (a === "--repeat") {
-      o.repeat = Number(val());
-      repeatSet = true;
-    } else if (a === "--workloads") o.workloads = val().split(",");
-    else if (a === "--lowers") o.lowers = val().split(",") as Options["lowers"];
-    else if (a === "--candidates") o.candidates = val().split(",") as CandidateName[];
-    else if (a === "--many") o.manyFiles = Number(val());
-    else if (a === "--seq-mb") o.seqMb = Number(val());
-    else if (a === "--tree") o.tree = val();
-    else if (a === "--cpu-prof") o.cpuProf = true;
-    else if (a === "--fat32")
-      throw new Error("--fat32 is not done yet: FAT32 needs the micro-VM (see docs/benchmarks.md)");
-    else throw new Error(`unknown option ${a}`);
-  }
-  if (o.quick && !repeatSet) o.repeat = 1;
-  for (const w of o.workloads) if (!WORKLOAD_NAMES.includes(w)) throw new Error(`unknown workload ${w}`);
-  return o;
 }
 
 const stamp = (): string => new Date().toISOString().slice(0, 16).replace("T", "-").replace(":", "");
@@ -251,8 +262,10 @@ class Runner {
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
-  if (process.getuid?.() !== 0) throw new Error("run as root (mounts, loop devices, drop_caches)");
+  const o = parseOptions(process.argv.slice(2));
+  if (process.getuid?.() !== 0)
+    throw new UsageError("run it as root: it mounts, makes loop devices and drops the page cache");
+  if (!fs.existsSync(o.tree)) throw new UsageError(`--tree: ${o.tree} does not exist`);
   const out = path.join(ROOT, "reports/bench", stamp());
   const work = "/var/tmp/pershome-bench";
   fs.mkdirSync(out, { recursive: true });
@@ -320,7 +333,4 @@ async function main(): Promise<void> {
   console.log(`\nreport: ${out}`);
 }
 
-main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.stack : e);
-  process.exit(1);
-});
+runMain(USAGE, main);

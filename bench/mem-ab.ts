@@ -12,6 +12,7 @@ import path from "node:path";
 import { PERSHOME_CLI, memoryOf, mountPershome } from "./candidates.js";
 import { fillMany, makeLower } from "./lowers.js";
 import { must, sh, sleep } from "./sh.js";
+import { buildPath, listOf, options, runMain, wholeNumber } from "./cli.js";
 import { workloads } from "./workloads.js";
 
 interface Args {
@@ -22,19 +23,37 @@ interface Args {
   many: number;
 }
 
+const USAGE = `node dist/bench/mem-ab.js --base OTHER/dist/src/cli/main.js [options]   (as root)
+
+The bench's memory workload, two pershome builds interleaved on one lower with many files:
+VmRSS at rest, after ls -lR, after 5k creates, VmHWM, and the wall time and daemon CPU.
+
+  --base FILE           the other build's dist/src/cli/main.js (required)
+  --new FILE            a third build instead of this checkout's
+  --rounds N            rounds (default 3)
+  --lowers a,b          among plain, exfat (default plain)
+  --many N              files on the lower (default 100000)
+  -h, --help            this text`;
+
 function parse(argv: string[]): Args {
-  const a: Args = { base: "", new: PERSHOME_CLI, rounds: 3, lowers: ["plain"], many: 100_000 };
-  for (let i = 0; i < argv.length; i++) {
-    const v = (): string => argv[++i] ?? "";
-    if (argv[i] === "--base") a.base = path.resolve(v());
-    else if (argv[i] === "--new") a.new = path.resolve(v());
-    else if (argv[i] === "--rounds") a.rounds = Number(v());
-    else if (argv[i] === "--lowers") a.lowers = v().split(",") as Args["lowers"];
-    else if (argv[i] === "--many") a.many = Number(v());
-    else throw new Error(`unknown option ${argv[i]}`);
-  }
-  if (!a.base) throw new Error("--base <other build's dist/src/cli/main.js> is required");
-  return a;
+  const v = options(
+    argv,
+    {
+      base: { type: "string" },
+      new: { type: "string" },
+      rounds: { type: "string" },
+      lowers: { type: "string" },
+      many: { type: "string" },
+    },
+    USAGE,
+  );
+  return {
+    base: buildPath("base", v.base),
+    new: v.new !== undefined ? buildPath("new", v.new) : PERSHOME_CLI,
+    rounds: v.rounds !== undefined ? wholeNumber("rounds", v.rounds) : 3,
+    lowers: v.lowers !== undefined ? listOf("lowers", v.lowers, ["plain", "exfat"] as const) : ["plain"],
+    many: v.many !== undefined ? wholeNumber("many", v.many) : 100_000,
+  };
 }
 
 /** The daemon's user+system CPU so far, in seconds (/proc/<pid>/stat fields 14 and 15, in ticks). */
@@ -146,7 +165,4 @@ async function main(): Promise<void> {
   await sh(`rm -rf '${work}'`);
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+runMain(USAGE, main);

@@ -21,7 +21,7 @@ describe.skipIf(process.env["PERSHOME_BENCH"] !== "1")("addon transport cost", (
   it(`daemon CPU per request for ${N} stat calls, object and flat replies interleaved`, async () => {
     for (const round of [1, 2]) {
       for (const form of ["object", "flat"]) {
-        const env: NodeJS.ProcessEnv = { MEMFS_TIMEOUT: "0", MEMFS_FLAT: form === "flat" ? "1" : "0" };
+        const env: Record<string, string> = { MEMFS_TIMEOUT: "0", MEMFS_FLAT: form === "flat" ? "1" : "0" };
         const m = await startMemfs({ env });
         const f = path.join(m.mnt, "f");
         run("touch", [f]);
