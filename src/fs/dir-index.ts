@@ -100,6 +100,11 @@ export class DirIndex {
         return (name) => names.has(name);
       },
       onMetaChange,
+      // the same fsync makes the folder's other new entries durable: a file's fsync that
+      // wrote the folder's first log does not sync the folder a second time
+      () => {
+        this.entriesDirty = false;
+      },
     );
     if (existing) {
       this.build(lower);

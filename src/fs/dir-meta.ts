@@ -48,6 +48,8 @@ export class DirMeta {
     private readonly dirPath: () => string,
     private readonly present: () => (name: string) => boolean,
     private readonly onChange: (meta: DirMeta) => void,
+    /** after the layer fsync'd this folder: every entry in it is on the stick for good */
+    private readonly onFolderSynced: () => void = () => undefined,
   ) {}
 
   /**
@@ -250,10 +252,15 @@ export class DirMeta {
     if (this.junk.size > 0) this.needsCompaction = true;
   }
 
+  private syncFolder(): void {
+    this.lower.fsyncDir(this.dirPath());
+    this.onFolderSynced();
+  }
+
   /** After an fsync of the log: a first log's entry in its folder is made durable too. */
   private syncedEntry(): void {
     if (!this.entryUnsynced) return;
-    this.lower.fsyncDir(this.dirPath());
+    this.syncFolder();
     this.entryUnsynced = false;
   }
 
@@ -288,7 +295,7 @@ export class DirMeta {
       Buffer.from(snapshotText(this.gen + 1, this.records.values()), "utf8"),
       durable,
     );
-    if (durable) this.lower.fsyncDir(this.dirPath());
+    if (durable) this.syncFolder();
     if (this.active !== null) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[this.active]));
     for (const slot of this.junk)
       if (slot !== target) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[slot]));

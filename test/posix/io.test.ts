@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
 import { python } from "../support/run.js";
-import { errnoOf, pyRead, sys } from "../support/sys.js";
+import { traceDuring } from "../support/strace.js";
+import { errnoOf, perms, pyRead, sys } from "../support/sys.js";
 
 describe.each(lowerKinds())("file I/O on a %s lower", (kind) => {
   const t = useLayer(kind, "io", { sizeMb: 512 });
@@ -164,6 +165,27 @@ print("ok")`,
     );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe("ok");
+  });
+
+  it("syncs a new folder once when its first file is fsync'd: the file, the folder's first log, the folder", async () => {
+    const d = await t.dir("first-fsync");
+    const trace = await traceDuring(t.layer.pid, ["fsync", "fdatasync"], t.lower.work, async () => {
+      const r = await python(
+        `import os, sys
+fd = os.open(os.path.join(sys.argv[1], "f"), os.O_WRONLY | os.O_CREAT, 0o600)
+os.write(fd, b"data"); os.fsync(fd); os.close(fd)`,
+        [t.p(d)],
+      );
+      expect(r.code, r.stderr).toBe(0);
+    });
+    const all = trace.lines.join("\n");
+    expect(trace.matching(/^f(data)?sync$/, `<${t.low(d, "f")}>`), all).toHaveLength(1);
+    expect(trace.matching(/^f(data)?sync$/, ".pershome.meta."), all).toHaveLength(1);
+    // one fsync of the folder makes both new entries durable (the log's and the file's); a
+    // USB stick answers each with a cache flush
+    expect(trace.matching(/^fsync$/, `<${t.low(d)}>`), all).toHaveLength(1);
+    await t.remount();
+    expect(perms((await stat(t.p(d, "f"))).mode)).toBe("0600");
   });
 
   it("keeps an unlinked open file readable and writable until closed, then leaves nothing", async () => {
