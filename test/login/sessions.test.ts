@@ -236,6 +236,41 @@ describe("login with pamtester", () => {
     expect(lab.leftovers(u, stick)).toEqual([]);
   });
 
+  it("a layer still starting when mount_timeout runs out: the normal home, the user is told it took too long, nothing is left", async () => {
+    const u = await lab.addUser();
+    const stick = await lab.addStick({ label: "SLOWSTICK" });
+    lab.writeList(`${u.name}\n`);
+    lab.setConfig({ stick_devices: stick.loop, mount_timeout: "1" });
+    // A hung stick or a very slow machine, made real: the layer's daemon is stopped (SIGSTOP)
+    // as soon as it exists, so it never mounts.
+    const stopped = new Set<number>();
+    const freezer = setInterval(() => {
+      for (const p of processesWith("dist/src/cli/main.js", "mount", u.home + " "))
+        if (!stopped.has(p.pid)) {
+          process.kill(p.pid, "SIGSTOP");
+          stopped.add(p.pid);
+        }
+    }, 5);
+    let o: { output: string };
+    try {
+      o = await lab.open(u);
+    } finally {
+      clearInterval(freezer);
+    }
+    expect(stopped.size, "the layer's daemon was never seen").toBeGreaterThan(0);
+    expect(lab.homeIs(u)).toBe("normal");
+    expect(o.output).toContain(
+      `pershome: your USB stick "SLOWSTICK" (${path.basename(stick.loop)}) could not be used (it took too long to open), so you are using this computer's usual home folder.`,
+    );
+    expect(lab.log()).toMatch(
+      /it was still starting after mount_timeout = 1s: raise it in \/etc\/pershome\/pershome\.conf/,
+    );
+    // the stopped daemon was killed, the stick released: nothing of the session is left
+    await lab.expectClean(u, stick);
+    await lab.close(u);
+    expect(lab.leftovers(u, stick)).toEqual([]);
+  });
+
   it("two concurrent sessions share one mount; only the last logout unmounts", async () => {
     const u = await lab.addUser();
     const stick = await lab.addStick();
