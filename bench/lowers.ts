@@ -1,17 +1,32 @@
-// The lower filesystems: a fresh ext4 image and a fresh exFAT image, each on a loop device.
+// The lower filesystems: a fresh ext4 image and a fresh exFAT image, each on a loop device, and
+// (inside the micro-VM only, bench/fat32-vm.ts) a fresh FAT32 stick under the kernel's vfat.
 import fs from "node:fs";
 import { mountExfatOnHost, unmountExfat, type ExfatMount } from "../lab/sticks/index.js";
 import { must } from "./sh.js";
 
+export const LOWER_NAMES = ["plain", "exfat", "fat32"] as const;
+export type LowerName = (typeof LOWER_NAMES)[number];
+
+/** The guest's device for the FAT32 stick the host plugged in (bench/fat32-vm.ts). */
+export const VM_STICK = "/dev/sda";
+
 export interface Lower {
-  name: "plain" | "exfat";
+  name: LowerName;
   /** A directory on the lower filesystem where runs make their folders. */
   root: string;
   close(): Promise<void>;
 }
 
-export async function makeLower(name: "plain" | "exfat", work: string, sizeGb: number): Promise<Lower> {
+export async function makeLower(name: LowerName, work: string, sizeGb: number): Promise<Lower> {
   const root = `${work}/${name}-lower`;
+  if (name === "fat32") {
+    // The kernel's vfat with the login hook's name options (src/login/stick-mount.ts) but not
+    // its "flush": in the VM that makes each close of a written file wait ~100 ms for every
+    // candidate alike (docs/robustness.md), which would hide the layers' own costs.
+    fs.mkdirSync(root, { recursive: true });
+    await must(`mount -t vfat -o noatime,shortname=mixed,utf8 ${VM_STICK} '${root}'`);
+    return { name, root, close: () => must(`umount '${root}'`).then(() => undefined) };
+  }
   if (name === "plain") {
     // A fresh ext4 with mkfs's defaults (so with a journal), not a folder of the host's disk: this
     // host's root ext4 has no journal, and without one ext4 skips every inode freed in the last

@@ -10,7 +10,8 @@ import {
   type Mounted,
   ROOT,
 } from "./candidates.js";
-import { fillMany, type Lower, makeLower } from "./lowers.js";
+import { runFat32InVm } from "./fat32-vm.js";
+import { fillMany, type Lower, LOWER_NAMES, type LowerName, makeLower } from "./lowers.js";
 import { runLogin } from "./login.js";
 import { listOf, options, runMain, UsageError, wholeNumber } from "./cli.js";
 import { topSelfTime } from "./profile.js";
@@ -22,12 +23,19 @@ interface Options {
   quick: boolean;
   repeat: number;
   workloads: string[];
-  lowers: ("plain" | "exfat")[];
+  lowers: LowerName[];
   manyFiles: number;
   seqMb: number;
   tree: string;
+  files: number;
+  churn: number;
+  /** the fat32 run (in the VM, under TCG) divides the counts and sizes by this */
+  vmScale: number;
+  vmTree: string;
   cpuProf: boolean;
   candidates: CandidateName[];
+  /** inside the micro-VM (bench/fat32-vm.ts): run the fat32 lower and leave the rows here */
+  inVm?: string;
 }
 
 const USAGE = `npm run bench [-- options]   (as root)
@@ -38,15 +46,30 @@ reports/bench/<YYYY-MM-DD-HHMM>/ (report.md, chart.svg, results.json, machine.tx
   --quick               one repeat (unless --repeat says otherwise)
   --repeat N            repeats per workload (default 3)
   --workloads a,b       among ${WORKLOAD_NAMES.join(", ")} (default: all)
-  --lowers a,b          among plain, exfat (default: both)
+  --lowers a,b          among plain, exfat, fat32 (default: all; fat32 runs in the QEMU
+                        micro-VM, several times slower: compare its ratios, not its seconds)
   --candidates a,b      among ${CANDIDATES.join(", ")} (default: all)
   --many N              files on the stick for the mount and memory workloads (default 100000)
   --seq-mb N            size of the sequential file in MB (default 500)
   --tree DIR            the source tree the tree workload untars (default /usr/include)
+  --files N             small files of the files workload (default 5000; a multiple of 50)
+  --churn N             files renamed, and chmod'ed and linked to (default 2000; even)
+  --vm-scale N          the fat32 run divides --files, --churn, --many and --seq-mb by N
+                        (default 5: the VM runs several times slower than the host)
+  --vm-tree DIR         the fat32 run's source tree (default /usr/include/linux)
   --cpu-prof            also profile the pershome daemon (node --cpu-prof)
   -h, --help            this text
 
 See docs/benchmarks.md for how to read the report.`;
+
+function multipleOf(option: string, value: string, m: number): number {
+  const n = wholeNumber(option, value, m);
+  if (n % m !== 0) throw new UsageError(`--${option}: ${n} is not a multiple of ${m}`);
+  return n;
+}
+
+/** `n` divided by the VM's scale, a multiple of `m` and at least `m`. */
+const scaled = (n: number, scale: number, m = 1): number => Math.max(m, Math.round(n / scale / m) * m);
 
 function parseOptions(argv: string[]): Options {
   const v = options(
@@ -60,25 +83,35 @@ function parseOptions(argv: string[]): Options {
       many: { type: "string" },
       "seq-mb": { type: "string" },
       tree: { type: "string" },
+      files: { type: "string" },
+      churn: { type: "string" },
+      "vm-scale": { type: "string" },
+      "vm-tree": { type: "string" },
       "cpu-prof": { type: "boolean" },
-      fat32: { type: "boolean" },
+      "in-vm": { type: "string" },
     },
     USAGE,
   );
-  if (v.fat32)
-    throw new UsageError("--fat32 is not done yet: FAT32 needs the micro-VM (see docs/benchmarks.md)");
   const quick = v.quick ?? false;
   return {
     quick,
     repeat: v.repeat !== undefined ? wholeNumber("repeat", v.repeat) : quick ? 1 : 3,
     workloads: v.workloads !== undefined ? listOf("workloads", v.workloads, WORKLOAD_NAMES) : WORKLOAD_NAMES,
-    lowers:
-      v.lowers !== undefined ? listOf("lowers", v.lowers, ["plain", "exfat"] as const) : ["plain", "exfat"],
+    lowers: v["in-vm"]
+      ? ["fat32"]
+      : v.lowers !== undefined
+        ? listOf("lowers", v.lowers, LOWER_NAMES)
+        : [...LOWER_NAMES],
     manyFiles: v.many !== undefined ? wholeNumber("many", v.many) : 100_000,
     seqMb: v["seq-mb"] !== undefined ? wholeNumber("seq-mb", v["seq-mb"]) : 500,
     tree: v.tree ?? "/usr/include",
+    files: v.files !== undefined ? multipleOf("files", v.files, 50) : 5000,
+    churn: v.churn !== undefined ? multipleOf("churn", v.churn, 2) : 2000,
+    vmScale: v["vm-scale"] !== undefined ? wholeNumber("vm-scale", v["vm-scale"]) : 5,
+    vmTree: v["vm-tree"] ?? "/usr/include/linux",
     cpuProf: v["cpu-prof"] ?? false,
     candidates: v.candidates !== undefined ? listOf("candidates", v.candidates, CANDIDATES) : CANDIDATES,
+    ...(v["in-vm"] ? { inVm: v["in-vm"] } : {}),
   };
 }
 
@@ -265,9 +298,14 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   if (process.getuid?.() !== 0)
     throw new UsageError("run it as root: it mounts, makes loop devices and drops the page cache");
-  if (!fs.existsSync(o.tree)) throw new UsageError(`--tree: ${o.tree} does not exist`);
-  const out = path.join(ROOT, "reports/bench", stamp());
-  const work = "/var/tmp/pershome-bench";
+  for (const [opt, dir] of [
+    ["tree", o.tree],
+    ["vm-tree", o.vmTree],
+  ])
+    if (!fs.existsSync(dir!)) throw new UsageError(`--${opt}: ${dir} does not exist`);
+  // In the VM the host's / is the (read-only, overlaid) root: its own work folder, and no report.
+  const out = o.inVm ?? path.join(ROOT, "reports/bench", stamp());
+  const work = o.inVm ? "/var/tmp/pershome-bench-vm" : "/var/tmp/pershome-bench";
   fs.mkdirSync(out, { recursive: true });
   await sh(`umount '${work}/mnt' 2>/dev/null; umount '${work}/exfat-lower' 2>/dev/null`);
   fs.rmSync(work, { recursive: true, force: true });
@@ -280,12 +318,34 @@ async function main(): Promise<void> {
   const base = path.basename(o.tree);
   await must(`tar -C '${path.dirname(o.tree)}' --transform 's,^${base},t,' -cf '${tarball}' '${base}'`);
   const tarFiles = Number((await must(`find '${o.tree}' ! -type d | wc -l`)).trim());
-  const wls = workloads({ tarball, tarFiles, seqMb: o.seqMb }).filter((w) => o.workloads.includes(w.name));
+  const wls = workloads({ tarball, tarFiles, seqMb: o.seqMb, files: o.files, churn: o.churn }).filter((w) =>
+    o.workloads.includes(w.name),
+  );
 
   const runner = new Runner(o, work, out);
   const t0 = Date.now();
   for (const ln of o.lowers) {
     say(`lower ${ln}`);
+    if (ln === "fat32" && !o.inVm) {
+      const vm = await runFat32InVm(
+        {
+          workloads: o.workloads.filter((w) => w !== "login"),
+          candidates: o.candidates,
+          repeat: o.repeat,
+          manyFiles: scaled(o.manyFiles, o.vmScale),
+          seqMb: scaled(o.seqMb, o.vmScale),
+          tree: o.vmTree,
+          files: scaled(o.files, o.vmScale, 50),
+          churn: scaled(o.churn, o.vmScale, 2),
+        },
+        work,
+        8,
+        say,
+      );
+      runner.rows.push(...vm.rows);
+      note.push(`fat32: in the QEMU micro-VM (TCG), the kernel's vfat; the guest's note:`, vm.machine);
+      continue;
+    }
     const low = await makeLower(ln, work, 8);
     try {
       for (const w of wls) await runner.runWorkload(low, w);
@@ -293,6 +353,16 @@ async function main(): Promise<void> {
     } finally {
       await low.close();
     }
+  }
+  if (o.inVm) {
+    // the host's runFat32InVm reads these
+    note.push(`wall time in the VM: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    fs.writeFileSync(
+      path.join(o.inVm, "rows.json"),
+      JSON.stringify({ rows: runner.rows, machine: note.join("\n") }),
+    );
+    fs.rmSync(work, { recursive: true, force: true });
+    return;
   }
   if (o.workloads.includes("login")) {
     say("login through the PAM hook (pamtester, an exFAT stick)");

@@ -62,6 +62,8 @@ export function lines(rows: Row[]): Line[] {
 
 function target(l: Line): string {
   if (l.kind === "memory") return (l.med.pershome ?? Infinity) < 100 ? "ok (<100 MiB)" : "MISS (<100 MiB)";
+  // the fat32 rows come from the VM (TCG): its seconds are not the machine's
+  if (l.kind === "mount" && l.lower === "fat32") return "(in the VM: seconds not comparable)";
   if (l.kind === "mount") return (l.med.pershome ?? Infinity) < 1 ? "ok (<1 s)" : "MISS (<1 s)";
   if (l.kind === "login") return l.med.pershome === undefined ? "FAIL" : "(measured; no target)";
   const miss: string[] = [];

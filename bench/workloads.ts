@@ -28,44 +28,53 @@ export interface WorkloadParams {
   tarFiles: number;
   /** MiB of the sequential file. */
   seqMb: number;
+  /** small files created, listed, read and deleted (default 5,000, in 50 folders) */
+  files?: number;
+  /** files renamed, and chmod'ed and linked to (default 2,000) */
+  churn?: number;
 }
 
-const SMALL = 5000;
+/** 5000 -> "5k", 500 -> "500": counts as the step names show them. */
+const count = (n: number): string => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
+
 const DIRS = 50;
 
-/** bash: 5,000 files of 1 KiB in 50 directories, with builtins only (no fork per file). */
-const createSmall = `s=$(head -c 1023 /dev/zero | tr '\\0' x); mkdir w; for d in $(seq 1 ${DIRS}); do mkdir w/d$d; for i in $(seq 1 ${SMALL / DIRS}); do printf '%s\\n' "$s" > w/d$d/f$i; done; done`;
+/** bash: `n` files of 1 KiB in 50 directories, with builtins only (no fork per file). */
+const createSmall = (n: number): string =>
+  `s=$(head -c 1023 /dev/zero | tr '\\0' x); mkdir w; for d in $(seq 1 ${DIRS}); do mkdir w/d$d; for i in $(seq 1 ${n / DIRS}); do printf '%s\\n' "$s" > w/d$d/f$i; done; done`;
 
 const py = (code: string): string => `python3 -c '${code}'`;
 
 export function workloads(p: WorkloadParams): Workload[] {
+  const SMALL = p.files ?? 5000;
+  const N = p.churn ?? 2000;
   return [
     {
       name: "files",
       steps: [
         {
-          name: "create 5k",
+          name: `create ${count(SMALL)}`,
           kind: "metadata",
-          cmd: createSmall,
+          cmd: createSmall(SMALL),
           check: "find w -type f | wc -l",
           expect: `${SMALL}`,
         },
         {
-          name: "ls -lR 5k",
+          name: `ls -lR ${count(SMALL)}`,
           kind: "metadata",
           cmd: "ls -lR w > /dev/null",
           check: "ls -lR w | grep -c '^-'",
           expect: `${SMALL}`,
         },
         {
-          name: "read 5k",
+          name: `read ${count(SMALL)}`,
           kind: "metadata",
           cmd: "cat w/*/* > /dev/null",
           check: "cat w/*/* | wc -c",
           expect: `${SMALL * 1024}`,
         },
         {
-          name: "delete 5k",
+          name: `delete ${count(SMALL)}`,
           kind: "metadata",
           cmd: "rm -rf w",
           check: "test -e w && echo left || echo gone",
@@ -131,31 +140,31 @@ export function workloads(p: WorkloadParams): Workload[] {
     },
     {
       name: "rename",
-      setup: py('import os\nfor i in range(2000): open(f"f{i}","w").write("x")\nos.mkdir("a")'),
+      setup: py(`import os\nfor i in range(${N}): open(f"f{i}","w").write("x")\nos.mkdir("a")`),
       steps: [
         {
-          name: "rename 2k x3",
+          name: `rename ${count(N)} x3`,
           kind: "metadata",
           cmd: py(
-            'import os\nfor i in range(2000): os.rename(f"f{i}", f"g{i}")\nfor i in range(2000): os.rename(f"g{i}", f"a/h{i}")\nfor i in range(0,2000,2): os.rename(f"a/h{i}", f"a/h{i+1}")',
+            `import os\nfor i in range(${N}): os.rename(f"f{i}", f"g{i}")\nfor i in range(${N}): os.rename(f"g{i}", f"a/h{i}")\nfor i in range(0,${N},2): os.rename(f"a/h{i}", f"a/h{i+1}")`,
           ),
           check: "ls a | wc -l",
-          expect: "1000",
+          expect: `${N / 2}`,
         },
       ],
     },
     {
       name: "chmod",
-      setup: py('import os\nfor i in range(2000): open(f"f{i}","w").write("x")'),
+      setup: py(`import os\nfor i in range(${N}): open(f"f{i}","w").write("x")`),
       steps: [
         {
-          name: "chmod+symlink 2k",
+          name: `chmod+symlink ${count(N)}`,
           kind: "metadata",
           cmd: py(
-            'import os\nfor i in range(2000):\n os.chmod(f"f{i}", 0o600)\n os.symlink(f"f{i}", f"l{i}")\n os.readlink(f"l{i}")\n os.chmod(f"f{i}", 0o640)\n os.lstat(f"l{i}")',
+            `import os\nfor i in range(${N}):\n os.chmod(f"f{i}", 0o600)\n os.symlink(f"f{i}", f"l{i}")\n os.readlink(f"l{i}")\n os.chmod(f"f{i}", 0o640)\n os.lstat(f"l{i}")`,
           ),
-          check: "echo $(find . -type l | wc -l) $(stat -c %a f1999)",
-          expect: "2000 640",
+          check: `echo $(find . -type l | wc -l) $(stat -c %a f${N - 1})`,
+          expect: `${N} 640`,
         },
       ],
     },
