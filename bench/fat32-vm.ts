@@ -25,6 +25,9 @@ export interface GuestRun {
 
 const HOURS = 3_600_000;
 
+/** The guest's host name (lab/microvm/run.ts gives every micro-VM this one). */
+export const VM_HOSTNAME = "microvm";
+
 /** Makes the stick, boots the VM, runs the bench there on it, returns its rows (lower "fat32"). */
 export async function runFat32InVm(
   run: GuestRun,
@@ -77,11 +80,10 @@ export async function runFat32InVm(
       throw new Error(
         `the bench in the VM failed (exit ${r.exitCode}):\n${r.output.split("\n").slice(-30).join("\n")}`,
       );
-    const got = JSON.parse(fs.readFileSync(path.join(out, "rows.json"), "utf8")) as {
+    return JSON.parse(fs.readFileSync(path.join(out, "rows.json"), "utf8")) as {
       rows: Row[];
       machine: string;
     };
-    return got;
   } finally {
     fs.rmSync(image, { force: true });
     fs.rmSync(out, { recursive: true, force: true });

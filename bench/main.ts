@@ -10,7 +10,7 @@ import {
   type Mounted,
   ROOT,
 } from "./candidates.js";
-import { runFat32InVm } from "./fat32-vm.js";
+import { runFat32InVm, VM_HOSTNAME } from "./fat32-vm.js";
 import { fillMany, type Lower, LOWER_NAMES, type LowerName, makeLower } from "./lowers.js";
 import { runLogin } from "./login.js";
 import { listOf, options, runMain, UsageError, wholeNumber } from "./cli.js";
@@ -298,6 +298,9 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   if (process.getuid?.() !== 0)
     throw new UsageError("run it as root: it mounts, makes loop devices and drops the page cache");
+  // --in-vm mounts /dev/sda: only ever inside the micro-VM that fat32-vm.ts boots
+  if (o.inVm && os.hostname() !== VM_HOSTNAME)
+    throw new UsageError("--in-vm is the bench's own option inside its micro-VM, not for this machine");
   for (const [opt, dir] of [
     ["tree", o.tree],
     ["vm-tree", o.vmTree],
