@@ -59,16 +59,12 @@ function parse(argv: string[]): Args {
   );
   return {
     base: buildPath("base", v.base),
-    workloads:
-      v.workloads !== undefined
-        ? listOf("workloads", v.workloads, TIMED_WORKLOADS)
-        : ["files", "rename", "chmod"],
-    lowers:
-      v.lowers !== undefined ? listOf("lowers", v.lowers, ["plain", "exfat"] as const) : ["plain", "exfat"],
-    rounds: v.rounds !== undefined ? wholeNumber("rounds", v.rounds) : 3,
-    others: v.with !== undefined ? listOf("with", v.with, ["bindfs", "posixovl"] as const) : [],
+    workloads: listOf("workloads", v.workloads, TIMED_WORKLOADS, ["files", "rename", "chmod"]),
+    lowers: listOf("lowers", v.lowers, ["plain", "exfat"] as const, ["plain", "exfat"]),
+    rounds: wholeNumber("rounds", v.rounds, 3),
+    others: listOf("with", v.with, ["bindfs", "posixovl"] as const, []),
     tree: path.resolve(v.tree ?? "/usr/include"),
-    seqMb: v["seq-mb"] !== undefined ? wholeNumber("seq-mb", v["seq-mb"]) : 500,
+    seqMb: wholeNumber("seq-mb", v["seq-mb"], 500),
   };
 }
 

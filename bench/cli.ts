@@ -26,8 +26,14 @@ export function options<S extends Spec>(argv: string[], spec: S, usage: string):
   return values as Values<S>;
 }
 
-/** A comma-separated list whose items must be among `allowed`. */
-export function listOf<T extends string>(option: string, value: string, allowed: readonly T[]): T[] {
+/** A comma-separated list whose items must be among `allowed`; `fallback` if not given. */
+export function listOf<T extends string>(
+  option: string,
+  value: string | undefined,
+  allowed: readonly T[],
+  fallback: readonly T[],
+): T[] {
+  if (value === undefined) return [...fallback];
   const items = value.split(",").filter(Boolean);
   const bad = items.filter((x) => !(allowed as readonly string[]).includes(x));
   if (items.length === 0 || bad.length > 0)
@@ -37,18 +43,26 @@ export function listOf<T extends string>(option: string, value: string, allowed:
   return items as T[];
 }
 
-/** One value among `allowed`. */
-export function oneOf<T extends string>(option: string, value: string, allowed: readonly T[]): T {
+/** One value among `allowed`; `fallback` if not given. */
+export function oneOf<T extends string>(
+  option: string,
+  value: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
   if (!(allowed as readonly string[]).includes(value))
     throw new UsageError(`--${option}: unknown ${value}; choose one of ${allowed.join(", ")}`);
   return value as T;
 }
 
-/** A whole number of at least `min`. */
-export function wholeNumber(option: string, value: string, min = 1): number {
+/** A whole number, a multiple of `step` (1: any) and at least `step`; `fallback` if not given. */
+export function wholeNumber(option: string, value: string | undefined, fallback: number, step = 1): number {
+  if (value === undefined) return fallback;
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min)
-    throw new UsageError(`--${option}: "${value}" is not a whole number of at least ${min}`);
+  if (!/^\d+$/.test(value) || n < step)
+    throw new UsageError(`--${option}: "${value}" is not a whole number of at least ${step}`);
+  if (n % step !== 0) throw new UsageError(`--${option}: ${n} is not a multiple of ${step}`);
   return n;
 }
 

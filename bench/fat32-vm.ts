@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { runInVm } from "../lab/microvm/index.js";
+import { shellQuote } from "../lab/ltsp/machine.js";
 import { makeFat32Stick } from "../lab/sticks/fat.js";
 import { ROOT } from "./candidates.js";
 import type { Row } from "./report.js";
@@ -63,7 +64,7 @@ export async function runFat32InVm(
   let partial = "";
   try {
     const r = await runInVm({
-      command: [process.execPath, path.join(ROOT, "dist/bench/main.js"), ...args].map(shellWord).join(" "),
+      command: [process.execPath, path.join(ROOT, "dist/bench/main.js"), ...args].map(shellQuote).join(" "),
       sticks: [{ image }],
       shares: [{ hostPath: out, guestPath: guestOut }],
       memoryMb: 3072,
@@ -88,8 +89,4 @@ export async function runFat32InVm(
     fs.rmSync(image, { force: true });
     fs.rmSync(out, { recursive: true, force: true });
   }
-}
-
-function shellWord(s: string): string {
-  return /^[\w./,=:-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }

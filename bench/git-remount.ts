@@ -41,8 +41,8 @@ function parse(argv: string[]): { base: string; tree: string; lower: "plain" | "
   return {
     base: buildPath("base", v.base),
     tree: path.resolve(v.tree ?? "/usr/include"),
-    lower: v.lower !== undefined ? oneOf("lower", v.lower, ["plain", "exfat"] as const) : "exfat",
-    rounds: v.rounds !== undefined ? wholeNumber("rounds", v.rounds) : 3,
+    lower: oneOf("lower", v.lower, ["plain", "exfat"] as const, "exfat"),
+    rounds: wholeNumber("rounds", v.rounds, 3),
   };
 }
 

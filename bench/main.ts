@@ -62,12 +62,6 @@ reports/bench/<YYYY-MM-DD-HHMM>/ (report.md, chart.svg, results.json, machine.tx
 
 See docs/benchmarks.md for how to read the report.`;
 
-function multipleOf(option: string, value: string, m: number): number {
-  const n = wholeNumber(option, value, m);
-  if (n % m !== 0) throw new UsageError(`--${option}: ${n} is not a multiple of ${m}`);
-  return n;
-}
-
 /** `n` divided by the VM's scale, a multiple of `m` and at least `m`. */
 const scaled = (n: number, scale: number, m = 1): number => Math.max(m, Math.round(n / scale / m) * m);
 
@@ -95,22 +89,18 @@ function parseOptions(argv: string[]): Options {
   const quick = v.quick ?? false;
   return {
     quick,
-    repeat: v.repeat !== undefined ? wholeNumber("repeat", v.repeat) : quick ? 1 : 3,
-    workloads: v.workloads !== undefined ? listOf("workloads", v.workloads, WORKLOAD_NAMES) : WORKLOAD_NAMES,
-    lowers: v["in-vm"]
-      ? ["fat32"]
-      : v.lowers !== undefined
-        ? listOf("lowers", v.lowers, LOWER_NAMES)
-        : [...LOWER_NAMES],
-    manyFiles: v.many !== undefined ? wholeNumber("many", v.many) : 100_000,
-    seqMb: v["seq-mb"] !== undefined ? wholeNumber("seq-mb", v["seq-mb"]) : 500,
+    repeat: wholeNumber("repeat", v.repeat, quick ? 1 : 3),
+    workloads: listOf("workloads", v.workloads, WORKLOAD_NAMES, WORKLOAD_NAMES),
+    lowers: v["in-vm"] ? ["fat32"] : listOf("lowers", v.lowers, LOWER_NAMES, LOWER_NAMES),
+    manyFiles: wholeNumber("many", v.many, 100_000),
+    seqMb: wholeNumber("seq-mb", v["seq-mb"], 500),
     tree: v.tree ?? "/usr/include",
-    files: v.files !== undefined ? multipleOf("files", v.files, 50) : 5000,
-    churn: v.churn !== undefined ? multipleOf("churn", v.churn, 2) : 2000,
-    vmScale: v["vm-scale"] !== undefined ? wholeNumber("vm-scale", v["vm-scale"]) : 5,
+    files: wholeNumber("files", v.files, 5000, 50),
+    churn: wholeNumber("churn", v.churn, 2000, 2),
+    vmScale: wholeNumber("vm-scale", v["vm-scale"], 5),
     vmTree: v["vm-tree"] ?? "/usr/include/linux",
     cpuProf: v["cpu-prof"] ?? false,
-    candidates: v.candidates !== undefined ? listOf("candidates", v.candidates, CANDIDATES) : CANDIDATES,
+    candidates: listOf("candidates", v.candidates, CANDIDATES, CANDIDATES),
     ...(v["in-vm"] ? { inVm: v["in-vm"] } : {}),
   };
 }

@@ -50,9 +50,9 @@ function parse(argv: string[]): Args {
   return {
     base: buildPath("base", v.base),
     new: v.new !== undefined ? buildPath("new", v.new) : PERSHOME_CLI,
-    rounds: v.rounds !== undefined ? wholeNumber("rounds", v.rounds) : 3,
-    lowers: v.lowers !== undefined ? listOf("lowers", v.lowers, ["plain", "exfat"] as const) : ["plain"],
-    many: v.many !== undefined ? wholeNumber("many", v.many) : 100_000,
+    rounds: wholeNumber("rounds", v.rounds, 3),
+    lowers: listOf("lowers", v.lowers, ["plain", "exfat"] as const, ["plain"]),
+    many: wholeNumber("many", v.many, 100_000),
   };
 }
 
