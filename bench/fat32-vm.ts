@@ -22,6 +22,8 @@ export interface GuestRun {
   tree: string;
   files: number;
   churn: number;
+  /** where the guest's `--cpu-prof` profiles of the daemon go (named `fat32-*`), if asked */
+  cpuProfDir?: string;
 }
 
 const HOURS = 3_600_000;
@@ -60,6 +62,7 @@ export async function runFat32InVm(
     String(run.files),
     "--churn",
     String(run.churn),
+    ...(run.cpuProfDir ? ["--cpu-prof"] : []),
   ];
   let partial = "";
   try {
@@ -81,6 +84,12 @@ export async function runFat32InVm(
       throw new Error(
         `the bench in the VM failed (exit ${r.exitCode}):\n${r.output.split("\n").slice(-30).join("\n")}`,
       );
+    if (run.cpuProfDir) {
+      const prof = path.join(out, "cpu-prof");
+      fs.mkdirSync(run.cpuProfDir, { recursive: true });
+      for (const f of fs.existsSync(prof) ? fs.readdirSync(prof) : [])
+        fs.copyFileSync(path.join(prof, f), path.join(run.cpuProfDir, `fat32-${f}`));
+    }
     return JSON.parse(fs.readFileSync(path.join(out, "rows.json"), "utf8")) as {
       rows: Row[];
       machine: string;

@@ -1,8 +1,10 @@
 // The lower filesystems: a fresh ext4 image and a fresh exFAT image, each on a loop device, and
 // (inside the micro-VM only, bench/fat32-vm.ts) a fresh FAT32 stick under the kernel's vfat.
 import fs from "node:fs";
+import path from "node:path";
 import { mountExfatOnHost, unmountExfat, type ExfatMount } from "../lab/sticks/index.js";
 import { must } from "./sh.js";
+import { deviceOf } from "./stick-writes.js";
 
 export const LOWER_NAMES = ["plain", "exfat", "fat32"] as const;
 export type LowerName = (typeof LOWER_NAMES)[number];
@@ -14,6 +16,8 @@ export interface Lower {
   name: LowerName;
   /** A directory on the lower filesystem where runs make their folders. */
   root: string;
+  /** the block device under it, as named in /sys/block (bench/stick-writes.ts counts its writes) */
+  device: string;
   close(): Promise<void>;
 }
 
@@ -25,7 +29,12 @@ export async function makeLower(name: LowerName, work: string, sizeGb: number): 
     // candidate alike (docs/robustness.md), which would hide the layers' own costs.
     fs.mkdirSync(root, { recursive: true });
     await must(`mount -t vfat -o noatime,shortname=mixed,utf8 ${VM_STICK} '${root}'`);
-    return { name, root, close: () => must(`umount '${root}'`).then(() => undefined) };
+    return {
+      name,
+      root,
+      device: path.basename(VM_STICK),
+      close: () => must(`umount '${root}'`).then(() => undefined),
+    };
   }
   if (name === "plain") {
     // A fresh ext4 with mkfs's defaults (so with a journal), not a folder of the host's disk: this
@@ -41,6 +50,7 @@ export async function makeLower(name: LowerName, work: string, sizeGb: number): 
     return {
       name,
       root,
+      device: await deviceOf(root),
       close: async () => {
         await must(`umount '${root}' || umount -l '${root}'`);
         fs.rmSync(image, { force: true });
@@ -55,6 +65,7 @@ export async function makeLower(name: LowerName, work: string, sizeGb: number): 
   return {
     name,
     root,
+    device: path.basename(m.loopDevice),
     close: async () => {
       await unmountExfat(m);
       fs.rmSync(image, { force: true });

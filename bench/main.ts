@@ -12,6 +12,7 @@ import {
 } from "./candidates.js";
 import { runFat32InVm, VM_HOSTNAME } from "./fat32-vm.js";
 import { fillMany, type Lower, LOWER_NAMES, type LowerName, makeLower } from "./lowers.js";
+import { settledWrites, type WriteCount } from "./stick-writes.js";
 import { runLogin } from "./login.js";
 import { listOf, options, runMain, UsageError, wholeNumber } from "./cli.js";
 import { topSelfTime } from "./profile.js";
@@ -137,10 +138,10 @@ class Runner {
     private out: string,
   ) {}
 
-  private row(lower: string, step: string, kind: string, c: CandidateName): Row {
+  private row(lower: string, step: string, kind: string, c: CandidateName, unit?: string): Row {
     let r = this.rows.find((x) => x.lower === lower && x.step === step && x.candidate === c);
     if (!r) {
-      r = { lower, step, kind, candidate: c, values: [], status: "ok" };
+      r = { lower, step, kind, candidate: c, values: [], status: "ok", ...(unit ? { unit } : {}) };
       this.rows.push(r);
     }
     return r;
@@ -164,10 +165,12 @@ class Runner {
     fs.mkdirSync(lowerDir);
     let m: Mounted | undefined;
     let failed = false;
+    let before: WriteCount | undefined;
     try {
       try {
         m = await this.mount(c, lowerDir);
         if (w.setup) await must(w.setup, m.dir);
+        before = await settledWrites(low.device);
       } catch (e) {
         for (const s of w.steps)
           this.row(low.name, s.name, s.kind, c).status = `mount/setup: ${(e as Error).message}`;
@@ -198,8 +201,19 @@ class Runner {
       }
     } finally {
       if (m) await m.unmount();
+      // everything the steps wrote, the candidate's own deferred writes and unmount included
+      if (before && !failed) this.countWrites(low, w, c, before, await settledWrites(low.device));
       await sh(`rm -rf '${lowerDir}'`);
     }
+  }
+
+  private countWrites(low: Lower, w: Workload, c: CandidateName, a: WriteCount, b: WriteCount): void {
+    this.row(low.name, `${w.name}: write requests`, "writes", c, "requests").values.push(
+      b.requests - a.requests,
+    );
+    this.row(low.name, `${w.name}: MiB written`, "writes", c, "MiB").values.push(
+      (b.bytes - a.bytes) / 2 ** 20,
+    );
   }
 
   async runWorkload(low: Lower, w: Workload): Promise<void> {
@@ -330,6 +344,7 @@ async function main(): Promise<void> {
           tree: o.vmTree,
           files: scaled(o.files, o.vmScale, 50),
           churn: scaled(o.churn, o.vmScale, 2),
+          ...(o.cpuProf ? { cpuProfDir: path.join(out, "cpu-prof") } : {}),
         },
         work,
         8,

@@ -8,6 +8,8 @@ export interface Row {
   candidate: CandidateName;
   /** Seconds (or MiB for memory rows), one per repeat; failures are not timed. */
   values: number[];
+  /** what the values count, when not seconds or memory's MiB (writes rows: "requests", "MiB") */
+  unit?: string;
   /** "ok", "unsupported" (the floor lacks the feature) or an error message. */
   status: string;
 }
@@ -38,14 +40,15 @@ export function lines(rows: Row[]): Line[] {
     const [lower, step] = k.split("\u0000") as [string, string];
     const rs = rows.filter((r) => r.lower === lower && r.step === step);
     const kind = rs[0]!.kind;
-    const unit = kind === "memory" ? "MiB" : "s";
+    const unit = rs[0]!.unit ?? (kind === "memory" ? "MiB" : "s");
+    const digits = unit === "requests" ? 0 : unit === "MiB" ? 1 : 3;
     const cells = { floor: "–", bindfs: "–", posixovl: "–", pershome: "–" } as Record<CandidateName, string>;
     const med: Partial<Record<CandidateName, number>> = {};
     for (const r of rs) {
       if (r.status === "ok" && r.values.length === 0) cells[r.candidate] = "skip";
       else if (r.status === "ok") {
         med[r.candidate] = median(r.values);
-        cells[r.candidate] = med[r.candidate]!.toFixed(kind === "memory" ? 1 : 3);
+        cells[r.candidate] = med[r.candidate]!.toFixed(digits);
       } else cells[r.candidate] = r.status === "unsupported" ? "n/a" : "FAIL";
     }
     const ratio = (a?: number, b?: number): number | undefined => (a !== undefined && b ? a / b : undefined);
@@ -66,6 +69,7 @@ function target(l: Line): string {
   if (l.kind === "mount" && l.lower === "fat32") return "(in the VM: seconds not comparable)";
   if (l.kind === "mount") return (l.med.pershome ?? Infinity) < 1 ? "ok (<1 s)" : "MISS (<1 s)";
   if (l.kind === "login") return l.med.pershome === undefined ? "FAIL" : "(measured; no target)";
+  if (l.kind === "writes") return "(measured; no target)";
   const miss: string[] = [];
   if (l.vsPosixovl !== undefined && l.vsPosixovl >= 1) miss.push("slower than posixovl");
   const lim = l.kind === "io" ? 1.2 : 1.5;
@@ -100,7 +104,9 @@ const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;"
 
 /** Horizontal bars: pershome/bindfs and pershome/posixovl per step, a line at 1x (and 1.5x). */
 export function svg(rows: Row[]): string {
-  const ls = lines(rows).filter((l) => l.vsBindfs !== undefined || l.vsPosixovl !== undefined);
+  const ls = lines(rows).filter(
+    (l) => l.kind !== "writes" && (l.vsBindfs !== undefined || l.vsPosixovl !== undefined),
+  );
   const max = Math.max(2, ...ls.flatMap((l) => [l.vsBindfs ?? 0, l.vsPosixovl ?? 0]));
   const W = 900,
     left = 230,

@@ -60,6 +60,9 @@ describe("npm run bench", () => {
         `chmod+symlink ${churn}`,
         `mount ${many} files`,
         "peak RSS (VmHWM)",
+        "files: write requests",
+        "rename: write requests",
+        "seq: MiB written",
       ];
       for (const lower of ["plain", "exfat"])
         expect(steps(lower)).toEqual(expect.arrayContaining(expected("5k", "2k", 20, "2k")));
@@ -70,6 +73,15 @@ describe("npm run bench", () => {
         expect(row.status, `${row.lower} / ${row.step}`).toBe("ok");
         expect(row.values.length, `${row.lower} / ${row.step}`).toBe(1);
         expect(row.values[0], `${row.lower} / ${row.step}`).toBeGreaterThan(0);
+      }
+      // The stick's own counters saw the sequential file go to the stick (the right device counted).
+      for (const [lower, mb] of [
+        ["plain", 20],
+        ["exfat", 20],
+        ["fat32", 4],
+      ] as const) {
+        const seq = ours.find((x) => x.lower === lower && x.step === "seq: MiB written");
+        expect(seq?.values[0], lower).toBeGreaterThanOrEqual(mb);
       }
       // The floor and bindfs ran the same steps on the lowers (the ratios' denominators).
       for (const c of ["floor", "bindfs", "posixovl"]) {
