@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { PollStats } from "../../src/native/types.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const NATIVE_DIR = path.join(ROOT, "src/native");
@@ -78,7 +79,7 @@ export interface Stats {
   cpuUserUs: number;
   cpuSystemUs: number;
   /** the addon's pollStats() at exit */
-  poll: { polls: number; caught: number; polledMicros: number; windowMicros: number } | null;
+  poll: PollStats | null;
 }
 
 export interface Exit {
