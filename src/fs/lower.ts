@@ -226,9 +226,33 @@ export class NodeLower implements Lower {
     if (Math.ceil(size / cs) < Math.ceil(before / cs)) fs.fsyncSync(fd);
   }
 
-  /** fsync a directory, so that new and removed entries in it are on the stick. */
+  /**
+   * fsync a directory, so that new and removed entries in it are on the stick. On vfat its
+   * parent too: Linux's vfat files the sectors of a new folder's first cluster under the
+   * *parent* folder (fat_alloc_new_dir marks them dirty for the parent's inode), and there
+   * they stay until the parent is fsync'd. Until then an entry added to or removed from that
+   * cluster is written by an fsync of the parent, not of the folder itself (measured in the
+   * micro-VM on Debian's 6.1: `mkdir u`, a file in it synced, `sync`; unlink the file, fsync
+   * `u`, pull: the file is still on the stick; with an fsync of the parent, or a syncfs, it is
+   * gone). A folder moved elsewhere takes no such sectors along: its rename fsyncs the folder
+   * it left.
+   */
   fsyncDir(path: string): void {
     this.settleRemoved();
+    this.syncFolder(path);
+    if (this.vfat) this.syncFolderIfThere(dirOf(path));
+  }
+
+  /** syncFolder, quiet when the folder is gone (removed meanwhile: nothing leads into it then) */
+  private syncFolderIfThere(path: string): void {
+    try {
+      this.syncFolder(path);
+    } catch (err) {
+      if (!hasCode(err, "ENOENT")) throw err;
+    }
+  }
+
+  private syncFolder(path: string): void {
     const fd = fs.openSync(b(path), C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
     try {
       fs.fsyncSync(fd);
@@ -243,6 +267,15 @@ export class NodeLower implements Lower {
 
   rmdir(path: string): void {
     this.removeHolding(path, () => fs.rmdirSync(b(path)));
+    // Its own removed entries need not reach the stick: once its parent is written (the same
+    // settle) nothing on the stick leads into it, and its clusters stay held until then. So
+    // `rm -r` writes each folder's parent, not each folder (a sync write fewer per folder),
+    // and a folder made again under the same path gets a descriptor of its own.
+    const own = this.removed.dirs.get(path);
+    if (own !== undefined) {
+      this.removed.dirs.delete(path);
+      fs.closeSync(own);
+    }
   }
 
   /**
@@ -314,8 +347,8 @@ export class NodeLower implements Lower {
   }
 
   /**
-   * The removals' folders fsync'd (every one before any file goes: a removed folder's own
-   * removed entries included), then the removed files closed: their clusters are freed now
+   * The removals' folders fsync'd (every one before any file goes; a removed folder's own
+   * entries not: see rmdir), then the removed files closed: their clusters are freed now
    * that no entry on the stick points at them. Called by every fsync, unmount, the layer's
    * 2-second flush once removals pause (not in the middle of an `rm -r`: each settle writes
    * the FAT and every folder), at more than MAX_HELD_REMOVED, and when the stick is full.
@@ -327,6 +360,9 @@ export class NodeLower implements Lower {
     this.removed = { held: [], dirs: new Map() };
     try {
       for (const fd of r.dirs.values()) fs.fsyncSync(fd);
+      // and their parents (see syncFolder), those not among them already
+      for (const parent of new Set([...r.dirs.keys()].map(dirOf)))
+        if (!r.dirs.has(parent)) this.syncFolderIfThere(parent);
     } finally {
       // also when an fsync failed: the stick is failing, and holding on would leak descriptors
       for (const fd of r.held) fs.closeSync(fd);

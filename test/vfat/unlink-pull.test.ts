@@ -12,6 +12,14 @@
 // the guest's writeback time). Before the fix fsck.fat found `t/cut.bin` and `b/new.bin`
 // sharing clusters and new.bin cut to 199,680 bytes. With and without vfat's `flush` option
 // (the login hook mounts with it). One boot, two sticks.
+//
+// Before the second fix the removals in folders made since the mount were not written at all
+// (fsck.fat: "/pershome/u/old.bin Contains a free cluster"): vfat files a new folder's first
+// sectors under its parent, so the layer's fsync of the folder missed them (src/fs/lower.ts,
+// fsyncDir). Two more cases: a folder removed (`r/sub`) or moved away (`q/sub`) while removals
+// in it are held, then a new folder made under its path, whose file is then removed: that
+// removal must be written to the new folder, not through the old folder's descriptor (the
+// layer kept one per path until the removals settled).
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,7 +36,10 @@ const NEW = Buffer.alloc(700_000, "n");
 // Runs in the guest: the old files (synced), the stick filled, the removals (not synced), the
 // new file (fsync'd), exit.
 const GUEST = `
-for (const d of ["u", "t", "o", "d", "d/sub", "b"]) fs.mkdirSync(m + "/" + d);
+for (const d of ["u", "t", "o", "d", "d/sub", "b", "r", "r/sub", "q", "q/sub"]) fs.mkdirSync(m + "/" + d);
+for (const p of ["r/sub/g", "q/sub/g"]) write(m + "/" + p, Buffer.alloc(30_000, "g"));
+fs.mkdirSync(m + "/k");
+for (let i = 0; i < 12; i++) write(m + "/k/k" + i, "k");
 write(m + "/u/old.bin", Buffer.alloc(200_000, "u"));
 write(m + "/t/cut.bin", Buffer.alloc(200_000, "t"));
 write(m + "/o/otrunc.bin", Buffer.alloc(200_000, "o"));
@@ -46,6 +57,32 @@ fs.closeSync(fd);
 fs.unlinkSync(s + "/spare");
 execFileSync("sync");
 // through the layer, none of it synced
+// a new folder under the path of one removed, or moved away, with its removals held; tick()
+// removes one more file so that the layer's 2-second flush, which settles removals once they
+// pause for a second, does not settle them in between
+let ticks = 0;
+const tick = () => fs.unlinkSync(m + "/k/k" + ticks++);
+// h in a new folder, its entry and clusters on the stick as the kernel's writeback would put
+// them (not through the layer: an fsync there would settle the removals held so far; the
+// parent first, so that the new folder's sectors are its own: lower.ts, fsyncDir), removed
+const newFolderWithH = (d) => {
+  fs.mkdirSync(m + "/" + d);
+  fs.writeFileSync(m + "/" + d + "/h", Buffer.alloc(30_000, "h"));
+  tick();
+  fsyncPath(s + "/pershome/" + d.split("/")[0], C.O_RDONLY | C.O_DIRECTORY);
+  tick();
+  fsyncPath(s + "/pershome/" + d + "/h", C.O_RDONLY);
+  tick();
+  fsyncPath(s + "/pershome/" + d, C.O_RDONLY | C.O_DIRECTORY);
+  tick();
+  fs.unlinkSync(m + "/" + d + "/h");
+};
+fs.unlinkSync(m + "/r/sub/g");
+fs.rmdirSync(m + "/r/sub");
+newFolderWithH("r/sub");
+fs.unlinkSync(m + "/q/sub/g");
+fs.renameSync(m + "/q/sub", m + "/q/old");
+newFolderWithH("q/sub");
 fs.unlinkSync(m + "/u/old.bin");
 fs.truncateSync(m + "/t/cut.bin", 0);
 fs.writeFileSync(m + "/o/otrunc.bin", "x"); // O_TRUNC
@@ -66,6 +103,12 @@ describe("removals on FAT32 (kernel vfat), a synced file written next, then the 
       // pull's ordinary leftovers (unsynced writes), which nothing promised
       expect(f.output, `${opts}:\n${f.output}`).not.toMatch(/share clusters/);
       expect((await mtype(img, "/pershome/b/new.bin")).equals(NEW), `${opts}: new.bin`).toBe(true);
+      // no removed file or folder left on the stick on clusters the FAT says are free: the
+      // removals reached the stick before the space was let go (u/old.bin and d/sub did not
+      // before the layer fsync'd each folder's parent too: the folders are new, see lower.ts)
+      expect(f.output, `${opts}:\n${f.output}`).not.toMatch(/Contains a free cluster/);
+      // the removed h in a new folder: gone from the stick, or still whole
+      expect(f.output, `${opts}:\n${f.output}`).not.toMatch(/sub\/h/);
     }
   }, 660_000);
 });
