@@ -12,6 +12,7 @@
  */
 import fs from "node:fs";
 import type { StoredFacts } from "../format/describe.js";
+import { showPath, warnOnce } from "../log.js";
 import { hasCode } from "./errors.js";
 
 const C = fs.constants;
@@ -243,12 +244,21 @@ export class NodeLower implements Lower {
     if (this.vfat) this.syncFolderIfThere(dirOf(path));
   }
 
-  /** syncFolder, quiet when the folder is gone (removed meanwhile: nothing leads into it then) */
+  /**
+   * syncFolder for a parent: quiet when it is gone (removed meanwhile: nothing leads into it
+   * then); when it may not be opened (the home's own parent, outside it, in a folder the
+   * daemon cannot read), said once and skipped rather than failing the fsync asked for.
+   */
   private syncFolderIfThere(path: string): void {
     try {
       this.syncFolder(path);
     } catch (err) {
-      if (!hasCode(err, "ENOENT")) throw err;
+      if (hasCode(err, "ENOENT")) return;
+      if (!hasCode(err, "EACCES") && !hasCode(err, "EPERM")) throw err;
+      warnOnce(
+        `parent-sync:${path}`,
+        `cannot open ${showPath(path)} to write it (${String(err)}): on vfat, removals and names in a folder made under it since the mount may reach the stick later than promised`,
+      );
     }
   }
 
