@@ -370,7 +370,7 @@ export class NodeLower implements Lower {
     this.removed = { held: [], dirs: new Map() };
     try {
       for (const fd of r.dirs.values()) fs.fsyncSync(fd);
-      // and their parents (see syncFolder), those not among them already
+      // and their parents (see fsyncDir), those not among them already
       for (const parent of new Set([...r.dirs.keys()].map(dirOf)))
         if (!r.dirs.has(parent)) this.syncFolderIfThere(parent);
     } finally {
