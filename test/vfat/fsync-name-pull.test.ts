@@ -2,8 +2,8 @@
 // Linux's vfat files a new folder's first sectors under the parent folder, so the layer's fsync
 // of the file's folder (docs/format.md rule 4: the entry is new) did not write the part of a
 // long name that lies in an earlier sector than the file's short entry (the file's own fsync
-// writes only the short entry's sector). After a pull the file was left under its 8.3 alias,
-// its long name and the layer's record lost. Ten long names in a row, so that some straddle a
+// writes only the short entry's sector). After a pull, on the stick mounted with `flush`, the
+// first file was not found under its long name. Ten long names in a row, so that some straddle a
 // sector boundary; each written and fsync'd through the layer, then the disk set offline.
 
 import { mkdtempSync, rmSync } from "node:fs";

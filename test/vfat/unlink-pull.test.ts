@@ -19,7 +19,9 @@
 // fsyncDir). Two more cases: a folder removed (`r/sub`) or moved away (`q/sub`) while removals
 // in it are held, then a new folder made under its path, whose file is then removed: that
 // removal must be written to the new folder, not through the old folder's descriptor (the
-// layer kept one per path until the removals settled).
+// layer kept one per path until the removals settled; `r/sub` failed so on a build with only
+// the first part of the fix). `q/sub` passes either way: the folder's own rename settles the
+// removals held; it stays as the moved-away case.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
