@@ -13,6 +13,7 @@
 import fs from "node:fs";
 import type { StoredFacts } from "../format/describe.js";
 import { showPath, warnOnce } from "../log.js";
+import { fsyncAll } from "../native/index.js";
 import { hasCode } from "./errors.js";
 
 const C = fs.constants;
@@ -91,8 +92,37 @@ const MSDOS_SUPER_MAGIC = 0x4d44;
 
 /** at most this many removed files and folders held open on vfat (see NodeLower.unlink) */
 const MAX_HELD_REMOVED = 256;
+/** descriptors opened at once to be fsync'd together */
+const SYNC_CHUNK = 256;
 
 const dirOf = (p: string): string => p.slice(0, Math.max(p.lastIndexOf("/"), 0)) || "/";
+
+const openFolder = (path: string): number => fs.openSync(b(path), C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+
+/** fsync descriptors: one plainly, several at once (see native/fsync_many.c) */
+function syncAll(fds: readonly number[]): void {
+  if (fds.length === 1) fs.fsyncSync(fds[0]!);
+  else if (fds.length > 1) fsyncAll(fds);
+}
+
+/**
+ * Opens each path (`open` skips one by giving undefined), fsyncs them all at once and closes
+ * them, a bounded number of descriptors at a time.
+ */
+function syncPaths(paths: readonly string[], open: (path: string) => number | undefined): void {
+  for (let i = 0; i < paths.length; i += SYNC_CHUNK) {
+    const fds: number[] = [];
+    try {
+      for (const p of paths.slice(i, i + SYNC_CHUNK)) {
+        const fd = open(p);
+        if (fd !== undefined) fds.push(fd);
+      }
+      syncAll(fds);
+    } finally {
+      for (const fd of fds) fs.closeSync(fd);
+    }
+  }
+}
 
 /** The real stick: synchronous node:fs calls. */
 export class NodeLower implements Lower {
@@ -240,34 +270,35 @@ export class NodeLower implements Lower {
    */
   fsyncDir(path: string): void {
     this.settleRemoved();
-    this.syncFolder(path);
-    if (this.vfat) this.syncFolderIfThere(dirOf(path));
+    this.syncFolders([path]);
   }
 
   /**
-   * syncFolder for a parent: quiet when it is gone (removed meanwhile: nothing leads into it
+   * fsyncs the folders, on vfat with their parents (see fsyncDir), all at once: none of them
+   * has to reach the stick before another, only all before the caller goes on.
+   */
+  private syncFolders(paths: Iterable<string>): void {
+    const folders = new Set(paths);
+    const parents = this.vfat ? [...new Set([...folders].map(dirOf))].filter((p) => !folders.has(p)) : [];
+    syncPaths([...folders, ...parents], (p) => (folders.has(p) ? openFolder(p) : this.openParentIfThere(p)));
+  }
+
+  /**
+   * A parent folder to fsync: quiet when it is gone (removed meanwhile: nothing leads into it
    * then); when it may not be opened (the home's own parent, outside it, in a folder the
    * daemon cannot read), said once and skipped rather than failing the fsync asked for.
    */
-  private syncFolderIfThere(path: string): void {
+  private openParentIfThere(path: string): number | undefined {
     try {
-      this.syncFolder(path);
+      return openFolder(path);
     } catch (err) {
-      if (hasCode(err, "ENOENT")) return;
+      if (hasCode(err, "ENOENT")) return undefined;
       if (!hasCode(err, "EACCES") && !hasCode(err, "EPERM")) throw err;
       warnOnce(
         `parent-sync:${path}`,
         `cannot open ${showPath(path)} to write it (${String(err)}): on vfat, removals and names in a folder made under it since the mount may reach the stick later than promised`,
       );
-    }
-  }
-
-  private syncFolder(path: string): void {
-    const fd = fs.openSync(b(path), C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      return undefined;
     }
   }
 
@@ -369,10 +400,11 @@ export class NodeLower implements Lower {
     if (ifIdleMs > 0 && Date.now() - this.lastRemoved < ifIdleMs) return;
     this.removed = { held: [], dirs: new Map() };
     try {
-      for (const fd of r.dirs.values()) fs.fsyncSync(fd);
-      // and their parents (see fsyncDir), those not among them already
-      for (const parent of new Set([...r.dirs.keys()].map(dirOf)))
-        if (!r.dirs.has(parent)) this.syncFolderIfThere(parent);
+      // the folders (held open: they may have been removed or renamed since), and their
+      // parents (see fsyncDir), those not among them already
+      syncAll([...r.dirs.values()]);
+      const parents = [...new Set([...r.dirs.keys()].map(dirOf))].filter((p) => !r.dirs.has(p));
+      syncPaths(parents, (p) => this.openParentIfThere(p));
     } finally {
       // also when an fsync failed: the stick is failing, and holding on would leak descriptors
       for (const fd of r.held) fs.closeSync(fd);
@@ -418,8 +450,8 @@ export class NodeLower implements Lower {
       } finally {
         fs.closeSync(moved);
       }
-      this.fsyncDir(dirOf(to));
-      if (dirOf(from) !== dirOf(to)) this.fsyncDir(dirOf(from));
+      this.settleRemoved();
+      this.syncFolders(new Set([dirOf(to), dirOf(from)]));
     } finally {
       if (held !== undefined) fs.closeSync(held);
     }
@@ -441,16 +473,12 @@ export class NodeLower implements Lower {
     if (!bt) return;
     this.batch = null;
     try {
-      for (const p of bt.moved) {
-        const fd = this.openQuiet(p); // gone when a later rename of the batch moved it on
-        if (fd === undefined) continue;
-        try {
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
-      }
-      for (const d of bt.dirs) this.fsyncDir(d);
+      // the moved entries, several at once (vfat writes the entries that share a sector in
+      // one write then: native/fsync_many.c), a bounded number of descriptors at a time
+      // (a moved file is gone when a later rename of the batch moved it on)
+      syncPaths([...bt.moved], (p) => this.openQuiet(p));
+      this.settleRemoved();
+      this.syncFolders(bt.dirs);
     } finally {
       for (const fd of bt.held) fs.closeSync(fd);
     }

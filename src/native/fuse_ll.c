@@ -1127,6 +1127,9 @@ static void addon_finalize(napi_env env, void *data, void *hint) {
   free(a);
 }
 
+/* fsync_many.c: fsync several descriptors at once (not FUSE; it shares the addon to keep one build) */
+napi_value js_fsync_many(napi_env env, napi_callback_info info);
+
 static napi_value init_module(napi_env env, napi_value exports) {
   addon *a = calloc(1, sizeof *a); napi_value v, arr;
   napi_create_array_with_length(env, K_COUNT, &arr);
@@ -1164,7 +1167,7 @@ static napi_value init_module(napi_env env, napi_value exports) {
       FN("requestCounts", js_request_counts), FN("pollStats", js_poll_stats), FN("replyEntryFlat", js_reply_entry_flat),
       FN("replyCreateFlat", js_reply_create_flat), FN("replyAttrFlat", js_reply_attr_flat),
       FN("replyOpenFlat", js_reply_open_flat), FN("flatReplyArray", js_flat_reply_array),
-      FN("replyDirentsPlusFlat", js_reply_dirents_plus_flat)};
+      FN("replyDirentsPlusFlat", js_reply_dirents_plus_flat), FN("fsyncMany", js_fsync_many)};
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;
 }

@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { getSystemErrorName } from "node:util";
 import type { Attr, DirentPlus, EntryParam, FuseAddon, FuseReq, OpenInfo } from "./types.js";
 
 export * from "./types.js";
@@ -45,6 +46,8 @@ interface FlatReplies {
   replyAttrFlat(req: FuseReq): void;
   replyOpenFlat(req: FuseReq): void;
   replyDirentsPlusFlat(req: FuseReq, size: number, count: number, nums: Float64Array, names: Buffer): number;
+  /** fsync_many.c: each descriptor's errno (0 when its fsync worked) */
+  fsyncMany(fds: Int32Array): Int32Array;
 }
 
 const raw = require(addonPath()) as FuseAddon & FlatReplies;
@@ -145,3 +148,20 @@ export const fuse: FuseAddon = {
     return raw.replyDirentsPlusFlat(req, size, list.length, dpNums, dpNames);
   },
 };
+
+/**
+ * fsync every descriptor, several at once (src/native/fsync_many.c: on vfat, entries that
+ * share a sector then go out in fewer writes), and return once all are done. Throws the first
+ * failure like fs.fsyncSync does (an Error with `code` and `errno`); the others are done anyway.
+ */
+export function fsyncAll(fds: readonly number[]): void {
+  const errs = raw.fsyncMany(Int32Array.from(fds));
+  const at = errs.findIndex((e) => e !== 0);
+  if (at < 0) return;
+  const code = getSystemErrorName(-errs[at]!);
+  throw Object.assign(new Error(`${code}: fsync of descriptor ${fds[at]} failed`), {
+    code,
+    errno: -errs[at]!,
+    syscall: "fsync",
+  });
+}

@@ -12,6 +12,8 @@ import type { PollStats } from "../../src/native/types.js";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const NATIVE_DIR = path.join(ROOT, "src/native");
 export const ADDON = path.join(NATIVE_DIR, "build/Release/pershome_fuse.node");
+/** what the addon is built from (a copy of these builds it elsewhere) */
+export const NATIVE_SOURCES = ["fuse_ll.c", "fsync_many.c", "binding.gyp"];
 export const FIXTURE = path.join(ROOT, "test/native/fixtures/memfs.mjs");
 
 /** npm's bundled node-gyp (`npx node-gyp` would try the registry: it is not a dependency). */
@@ -48,9 +50,7 @@ export function nodeGypRebuild(dir: string, env: NodeJS.ProcessEnv = {}): void {
 /** Builds the addon if it is missing or older than its sources. */
 export function ensureAddon(): void {
   const built = fs.existsSync(ADDON) ? fs.statSync(ADDON).mtimeMs : 0;
-  const src = Math.max(
-    ...["fuse_ll.c", "binding.gyp"].map((f) => fs.statSync(path.join(NATIVE_DIR, f)).mtimeMs),
-  );
+  const src = Math.max(...NATIVE_SOURCES.map((f) => fs.statSync(path.join(NATIVE_DIR, f)).mtimeMs));
   if (built < src) nodeGypRebuild(NATIVE_DIR);
 }
 

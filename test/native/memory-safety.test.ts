@@ -14,6 +14,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ADDON,
   NATIVE_DIR,
+  NATIVE_SOURCES,
   ROOT,
   cleanupMemfs,
   ensureAddon,
@@ -105,8 +106,7 @@ async function workload(m: Memfs, scale: number): Promise<void> {
 describe.skipIf(!haveAsan)("AddressSanitizer build", () => {
   beforeAll(() => {
     fs.mkdirSync(ASAN_DIR, { recursive: true });
-    for (const f of ["fuse_ll.c", "binding.gyp"])
-      fs.copyFileSync(path.join(NATIVE_DIR, f), path.join(ASAN_DIR, f));
+    for (const f of NATIVE_SOURCES) fs.copyFileSync(path.join(NATIVE_DIR, f), path.join(ASAN_DIR, f));
     nodeGypRebuild(ASAN_DIR, { PERSHOME_ASAN: "1" });
   }, 300_000);
 
