@@ -18,7 +18,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #define MAX_THREADS 16
@@ -63,12 +62,8 @@ napi_value js_fsync_many(napi_env env, napi_callback_info info) {
   if (napi_create_arraybuffer(env, n * sizeof(int32_t), &errs, &out_buf) != napi_ok ||
       napi_create_typedarray(env, napi_int32_array, n, out_buf, 0, &out) != napi_ok)
     return NULL;
-  /* the descriptors are copied: the caller's array must not be read while JS could move it */
-  int32_t *fds = malloc((n ? n : 1) * sizeof *fds);
-  if (!fds) return fail(env, "fsyncMany: out of memory");
-  for (size_t i = 0; i < n; i++) fds[i] = ((const int32_t *)data)[i];
-
-  work w = {.fds = fds, .errs = errs, .n = n};
+  /* the caller's array is read in place: the JS thread waits below, so nothing changes it */
+  work w = {.fds = data, .errs = errs, .n = n};
   atomic_init(&w.next, 0);
   size_t want = n < MAX_THREADS ? n : MAX_THREADS;
   pthread_t th[MAX_THREADS];
@@ -78,6 +73,5 @@ napi_value js_fsync_many(napi_env env, napi_callback_info info) {
     if (pthread_create(&th[started], NULL, worker, &w) != 0) break;
   worker(&w);
   for (size_t t = 0; t < started; t++) pthread_join(th[t], NULL);
-  free(fds);
   return out;
 }
