@@ -12,8 +12,8 @@
  */
 import fs from "node:fs";
 import type { StoredFacts } from "../format/describe.js";
-import { showPath, warnOnce } from "../log.js";
-import { fsyncAll } from "../native/index.js";
+import { log, showPath, warnOnce } from "../log.js";
+import { closeLater, closesPending, fsyncAll, waitForCloses } from "../native/index.js";
 import { hasCode } from "./errors.js";
 
 const C = fs.constants;
@@ -213,7 +213,24 @@ export class NodeLower implements Lower {
   }
 
   close(fd: number): void {
-    fs.closeSync(fd);
+    this.closeWritten(fd);
+  }
+
+  /**
+   * Closes a descriptor that may have been written through. On vfat on a thread of its own
+   * (native/closer.c): mounted with `flush`, as the login hook mounts a FAT32 stick, vfat sleeps
+   * 0.1 s in every such close, and the daemon must not stall for it. Nothing the layer
+   * promises waits for a close: fsync does not need one, and a removed file's clusters, which
+   * a close may free, matter only when the stick is full (roomy waits for the closes then).
+   */
+  private closeWritten(fd: number): void {
+    if (this.vfat) closeLater(fd);
+    else fs.closeSync(fd);
+  }
+
+  /** Waits for every close handed to the closer threads (at unmount; when the stick is full). */
+  waitForCloses(): void {
+    waitForCloses();
   }
 
   read(fd: number, buf: Buffer, length: number, position: number): number {
@@ -412,13 +429,21 @@ export class NodeLower implements Lower {
     }
   }
 
-  /** Runs a call that may need space; when the stick is full, frees what removals hold and retries. */
+  /**
+   * Runs a call that may need space; when the stick is full, frees what removals hold (and
+   * what closes not yet done hold: a removed file's clusters go at its last close) and retries.
+   */
   private roomy<T>(call: () => T): T {
     try {
       return call();
     } catch (err) {
-      if (!hasCode(err, "ENOSPC") || this.removed.held.length === 0) throw err;
+      if (!hasCode(err, "ENOSPC") || (this.removed.held.length === 0 && closesPending() === 0)) throw err;
       this.settleRemoved();
+      try {
+        waitForCloses();
+      } catch (e) {
+        log("warn", `closing a file on the stick failed: ${String(e)}`);
+      }
       return call();
     }
   }
@@ -547,7 +572,7 @@ export class NodeLower implements Lower {
       if (data.length > 0) this.roomy(() => fs.writeSync(fd, data, 0, data.length, 0));
       if (sync) fs.fsyncSync(fd);
     } finally {
-      fs.closeSync(fd);
+      this.closeWritten(fd);
     }
   }
 
@@ -564,7 +589,7 @@ export class NodeLower implements Lower {
         done += this.roomy(() => fs.writeSync(fd, data, done, data.length - done, null));
       if (sync) fs.fsyncSync(fd);
     } finally {
-      fs.closeSync(fd);
+      this.closeWritten(fd);
     }
   }
 }

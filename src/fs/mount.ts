@@ -177,7 +177,8 @@ export function startMount(given: MountOptions): RunningMount {
   const fsType = FS_NAMES[fs.statfsSync(o.lowerDir).type] ?? "not FAT";
   log("info", `stick folder ${o.lowerDir} (${fsType}), mounting on ${o.mountpoint}`);
   const timeout = o.cacheTimeout ?? DEFAULT_CACHE_TIMEOUT;
-  const layer = new Layer(new NodeLower(Buffer.from(o.lowerDir).toString("latin1")), {
+  const lower = new NodeLower(Buffer.from(o.lowerDir).toString("latin1"));
+  const layer = new Layer(lower, {
     uid: o.uid,
     gid: o.gid,
     attrTimeout: timeout,
@@ -221,6 +222,11 @@ export function startMount(given: MountOptions): RunningMount {
       }
     }
     layer.flushAll(true);
+    try {
+      lower.waitForCloses(); // before the line that says all is written, and the stick's unmount
+    } catch (e) {
+      log("warn", `closing a file on the stick failed: ${String(e)}`);
+    }
     if (countRequests) {
       process.off("SIGUSR2", reportCounts);
       reportCounts();

@@ -1129,6 +1129,10 @@ static void addon_finalize(napi_env env, void *data, void *hint) {
 
 /* fsync_many.c: fsync several descriptors at once (not FUSE; it shares the addon to keep one build) */
 napi_value js_fsync_many(napi_env env, napi_callback_info info);
+/* closer.c: close descriptors on threads of their own (vfat's `flush` sleeps in close) */
+napi_value js_close_later(napi_env env, napi_callback_info info);
+napi_value js_close_wait(napi_env env, napi_callback_info info);
+napi_value js_closes_pending(napi_env env, napi_callback_info info);
 
 static napi_value init_module(napi_env env, napi_value exports) {
   addon *a = calloc(1, sizeof *a); napi_value v, arr;
@@ -1167,7 +1171,8 @@ static napi_value init_module(napi_env env, napi_value exports) {
       FN("requestCounts", js_request_counts), FN("pollStats", js_poll_stats), FN("replyEntryFlat", js_reply_entry_flat),
       FN("replyCreateFlat", js_reply_create_flat), FN("replyAttrFlat", js_reply_attr_flat),
       FN("replyOpenFlat", js_reply_open_flat), FN("flatReplyArray", js_flat_reply_array),
-      FN("replyDirentsPlusFlat", js_reply_dirents_plus_flat), FN("fsyncMany", js_fsync_many)};
+      FN("replyDirentsPlusFlat", js_reply_dirents_plus_flat), FN("fsyncMany", js_fsync_many),
+      FN("closeLater", js_close_later), FN("closeWait", js_close_wait), FN("closesPending", js_closes_pending)};
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;
 }

@@ -48,6 +48,10 @@ interface FlatReplies {
   replyDirentsPlusFlat(req: FuseReq, size: number, count: number, nums: Float64Array, names: Buffer): number;
   /** fsync_many.c: each descriptor's errno (0 when its fsync worked) */
   fsyncMany(fds: Int32Array): Int32Array;
+  /** closer.c */
+  closeLater(fd: number): void;
+  closeWait(): [errno: number, fd: number];
+  closesPending(): number;
 }
 
 const raw = require(addonPath()) as FuseAddon & FlatReplies;
@@ -164,4 +168,30 @@ export function fsyncAll(fds: readonly number[]): void {
     errno: -errs[at]!,
     syscall: "fsync",
   });
+}
+
+/**
+ * Closes a descriptor on one of the addon's closer threads (src/native/closer.c) and returns at
+ * once: vfat mounted with `flush` sleeps 0.1 s in each close of a written file. The descriptor
+ * stays open (its number taken) until then; the caller must not use it again.
+ */
+export function closeLater(fd: number): void {
+  raw.closeLater(fd);
+}
+
+/** Waits until every closeLater'd descriptor is closed; throws the first close that failed. */
+export function waitForCloses(): void {
+  const [errno, fd] = raw.closeWait();
+  if (errno === 0) return;
+  const code = getSystemErrorName(-errno);
+  throw Object.assign(new Error(`${code}: close of descriptor ${fd} failed`), {
+    code,
+    errno: -errno,
+    syscall: "close",
+  });
+}
+
+/** how many closeLater'd descriptors are not closed yet */
+export function closesPending(): number {
+  return raw.closesPending();
 }
