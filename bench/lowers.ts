@@ -25,8 +25,9 @@ export async function makeLower(name: LowerName, work: string, sizeGb: number): 
   const root = `${work}/${name}-lower`;
   if (name === "fat32") {
     // The kernel's vfat with the login hook's name options (src/login/stick-mount.ts) but not
-    // its "flush": in the VM that makes each close of a written file wait ~100 ms for every
-    // candidate alike (docs/robustness.md), which would hide the layers' own costs.
+    // its "flush": that makes each close of a written file sleep ~100 ms, which the floor and
+    // bindfs -s pay in full and pershome and posixovl on other threads, and would hide the
+    // layers' other costs. bench/vfat-flush/run.mjs measures with it (docs/benchmarks.md).
     fs.mkdirSync(root, { recursive: true });
     await must(`mount -t vfat -o noatime,shortname=mixed,utf8 ${VM_STICK} '${root}'`);
     return {

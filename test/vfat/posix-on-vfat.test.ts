@@ -5,7 +5,8 @@
 // the image: fsck.fat -n is clean and mdir shows the encoded names docs/format.md prescribes.
 //
 // The guest is slow (TCG, no KVM; every remount restarts node; vfat's `flush` waits ~100 ms on
-// each close of a written file): measured, names alone takes ~3 min there and times + rename +
+// each close of a written file, the layer's on threads of their own since src/native/closer.c,
+// which took this test from 260-270 s to 220 s): measured before that, names alone takes ~3 min there and times + rename +
 // hardlinks ~6 min, so by default it runs the subset of what FAT32 itself can get wrong:
 //   names   case folding (twins, case-only rename), 8.3 aliases, forbidden characters, long names
 //   rename  FAT's own rename (replace-over, directories, case twins) under the layer's atomicity
