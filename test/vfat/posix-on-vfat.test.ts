@@ -4,14 +4,14 @@
 // utf8,shortname=mixed,flush and uses its own /t-<label>/pershome on it), and then the host checks
 // the image: fsck.fat -n is clean and mdir shows the encoded names docs/format.md prescribes.
 //
-// The guest is slow (TCG, no KVM; every remount restarts node; vfat's `flush` waits ~100 ms on
-// each close of a written file, the layer's on threads of their own since src/native/closer.c,
-// which took this test from 260-270 s to 220 s): measured before that, names alone takes ~3 min there and times + rename +
-// hardlinks ~6 min, so by default it runs the subset of what FAT32 itself can get wrong:
+// The guest is slow (TCG, no KVM; every remount restarts node; vfat's `flush` sleeps ~100 ms in
+// each close of a written file, though the layer's own closes run on threads of their own since
+// src/native/closer.c): names alone took ~3 min there and times + rename + hardlinks ~6 min when
+// measured, so by default it runs the subset of what FAT32 itself can get wrong:
 //   names   case folding (twins, case-only rename), 8.3 aliases, forbidden characters, long names
 //   rename  FAT's own rename (replace-over, directories, case twins) under the layer's atomicity
 //   times   FAT's 2-second, 1980–2107 timestamps under the layer's nanoseconds
-// (~6–7 min in all). The rest runs on the host's plain and exFAT lowers; PERSHOME_VFAT_FILES=a,b
+// (260–270 s before closer.c, 220 s after). The rest runs on the host's plain and exFAT lowers; PERSHOME_VFAT_FILES=a,b
 // picks other files (names under test/posix without .test.ts), e.g. "hardlinks,symlinks,io".
 // PERSHOME_VFAT_IMAGE=<img> skips the guest and only checks an image a kept run left
 // (PERSHOME_VFAT_KEEP=1 keeps the image and the guest log).
