@@ -12,7 +12,8 @@
 //   rename  FAT's own rename (replace-over, directories, case twins) under the layer's atomicity
 //   times   FAT's 2-second, 1980–2107 timestamps under the layer's nanoseconds
 // (260–270 s before closer.c, 220 s after). The rest runs on the host's plain and exFAT lowers;
-// PERSHOME_VFAT_FILES=a,b picks other files (names under test/posix without .test.ts), e.g. "hardlinks,symlinks,io".
+// PERSHOME_VFAT_FILES=a,b picks other files (names under test/posix without .test.ts), e.g.
+// "hardlinks,symlinks,io".
 // PERSHOME_VFAT_IMAGE=<img> skips the guest and only checks an image a kept run left
 // (PERSHOME_VFAT_KEEP=1 keeps the image and the guest log).
 
