@@ -1,30 +1,15 @@
 /* global process, console */
 // `node bench/vfat-rm/run.mjs A_CLI B_CLI`: removals and truncations on FAT32 under kernel vfat
 // through two builds of pershome (their dist/src/cli/main.js), in one micro-VM boot (guest.mjs
-// says how). After `npx tsc -p tsconfig.json`; e.g. A = a worktree of main, B = this tree.
-import fs from "node:fs";
-import os from "node:os";
+// says how). After `npm run build`; e.g. A = a worktree of main, B = this tree.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { runInVm } from "../../dist/lab/microvm/index.js";
-import { makeFat32Stick } from "../../dist/lab/sticks/index.js";
+import { runVfatBench } from "../vfat-vm.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const [a, b] = process.argv.slice(2).map((p) => path.resolve(p));
-const work = fs.mkdtempSync(path.join(os.tmpdir(), "pershome-vfat-rm-bench-"));
-const sticks = [];
-for (const k of ["a", "b"]) sticks.push({ image: await makeFat32Stick(path.join(work, `${k}.img`), 128) });
-const r = await runInVm({
-  command: `node ${path.join(here, "guest.mjs")} ${a} ${b}`,
-  sticks,
-  timeoutMs: 2_400_000,
-  onOutput: (s) => process.stderr.write(s),
-});
-fs.rmSync(work, { recursive: true, force: true });
-console.log(
-  r.output
-    .split("\n")
-    .filter((l) => l.startsWith("BENCH"))
-    .join("\n") || r.output.slice(-3000),
-);
-process.exit(r.exitCode);
+const clis = process.argv.slice(2, 4).map((p) => path.resolve(p));
+if (clis.length < 2) {
+  console.error("usage: node bench/vfat-rm/run.mjs A_CLI B_CLI (two builds' dist/src/cli/main.js)");
+  process.exit(2);
+}
+await runVfatBench(path.join(here, "guest.mjs"), clis, { sticksMb: [128, 128], timeoutMs: 2_400_000 });
