@@ -32,6 +32,8 @@ export interface TargetOptions {
   keep?: boolean;
   /** extra arguments to `pershome mount` */
   mountArgs?: string[];
+  /** vfat: more mount options, e.g. ["flush"] (the login hook's: src/login/stick-mount.ts) */
+  vfatOptions?: string[];
 }
 
 const sh = (cmd: string, args: string[]): { code: number; out: string } => {
@@ -125,7 +127,8 @@ export class Target {
       this.loop = must("losetup", ["-f", "--show", this.image!]).trim();
       must("mount.exfat-fuse", ["-o", "nosuid,nodev,uid=0,gid=0,umask=022", this.loop, this.root]);
     } else if (this.kind === "vfat") {
-      must("mount", ["-t", "vfat", "-o", "utf8,shortname=mixed,uid=0,gid=0", this.image!, this.root]);
+      const opts = ["utf8", "shortname=mixed", "uid=0", "gid=0", ...(this.o.vfatOptions ?? [])];
+      must("mount", ["-t", "vfat", "-o", opts.join(","), this.image!, this.root]);
     }
     this.stickAttached = true;
   }

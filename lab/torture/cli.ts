@@ -1,6 +1,6 @@
 /**
  * `npm run torture -- [--cuts N] [--seed S] [--lower exfat|plain|vfat] [--cut kill|pull|mix]
- *                     [--min-ms A] [--max-ms B] [--size-mb M] [--keep]`
+ *                     [--min-ms A] [--max-ms B] [--size-mb M] [--vfat-options O|none] [--keep]`
  *
  * The cut-point torture: a realistic home workload (lab/torture/workload.ts: editor saves by
  * rename, sqlite3 transactions, git commits, untar, chmod/symlink/hard-link churn, big
@@ -14,7 +14,9 @@
  * cut too. Exit status 1 when a cut broke an invariant.
  *
  * `--lower vfat`: the same over FAT32 under the kernel's vfat driver in the micro-VM, cut by
- * SIGKILL of the layer in the guest or by pulling the USB stick out of it (vfat.ts).
+ * SIGKILL of the layer in the guest or by pulling the USB stick out of it (vfat.ts); the stick
+ * mounted with `--vfat-options` besides its name options (default `flush`, as the login hook
+ * mounts it; `none` for none).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -60,6 +62,8 @@ export interface TortureOptions {
   maxMs: number;
   sizeMb: number;
   keep: boolean;
+  /** vfat: mount options beyond the names' (default: none; the CLI's default is the login hook's flush) */
+  vfatOptions?: string[];
   log: (line: string) => void;
 }
 
@@ -165,6 +169,24 @@ export async function runTorture(o: TortureOptions): Promise<TortureResult> {
   return result;
 }
 
+const USAGE = `npm run torture -- [options]   (as root)
+
+Runs a home workload on pershome and cuts it at random points (kill -9 of the layer, or on
+FAT32 a pull of the stick), then checks the stick and every promise the workload was given.
+
+  --lower exfat|plain|vfat  the stick: exFAT (exfat-fuse, default), a folder, or FAT32 under
+                            the kernel's vfat in the micro-VM
+  --cuts N                  cut points (default 20)
+  --seed S                  the plan's seed (default: from the clock; printed at the end)
+  --cut kill|pull|mix       how to cut (default kill; mix on vfat)
+  --min-ms A --max-ms B     when to cut after the workload starts (default 300-5000; vfat 2000-10000)
+  --size-mb M               the stick's size (default 1024; vfat 512)
+  --vfat-options O|none     vfat mount options besides the names' (default flush, as the login
+                            hook mounts the stick)
+  --keep                    keep the scratch folder
+Exit status 1 when a cut broke a promise. docs/robustness.md says what is checked.
+`;
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -175,9 +197,15 @@ async function main(): Promise<number> {
       "min-ms": { type: "string" },
       "max-ms": { type: "string" },
       "size-mb": { type: "string" },
+      "vfat-options": { type: "string", default: "flush" },
       keep: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   // In the micro-VM (TCG) everything runs several times slower: later cuts, a smaller stick.
   const vfat = values.lower === "vfat";
   const cut = (values.cut ?? (vfat ? "mix" : "kill")) as CutMode;
@@ -191,6 +219,7 @@ async function main(): Promise<number> {
     maxMs: Number(values["max-ms"] ?? (vfat ? 10_000 : 5000)),
     sizeMb: Number(values["size-mb"] ?? (vfat ? 512 : 1024)),
     keep: values.keep,
+    vfatOptions: values["vfat-options"] === "none" ? [] : values["vfat-options"].split(",").filter(Boolean),
     log: (l) => process.stdout.write(`${l}\n`),
   });
   const per = res.cuts.length ? res.cuts.reduce((s, c) => s + c.seconds, 0) / res.cuts.length : 0;
@@ -215,7 +244,10 @@ if (process.argv[1] && path.resolve(process.argv[1]).endsWith(path.join("torture
   main().then(
     (code) => process.exit(code),
     (e: unknown) => {
-      process.stderr.write(`torture: ${(e as Error).stack ?? String(e)}\n`);
+      const usage = (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+      process.stderr.write(
+        `torture: ${usage ? `${(e as Error).message} (see --help)` : ((e as Error).stack ?? String(e))}\n`,
+      );
       process.exit(2);
     },
   );

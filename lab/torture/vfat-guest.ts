@@ -53,6 +53,7 @@ async function main(): Promise<void> {
       "min-ms": { type: "string" },
       "max-ms": { type: "string" },
       cut: { type: "string" },
+      "vfat-options": { type: "string", default: "" },
     },
   });
   const share = values.share!;
@@ -69,7 +70,8 @@ async function main(): Promise<void> {
   const journal = path.join(work, "journal");
   fs.writeFileSync(journal, "");
   const tarball = makeTarball(work);
-  const t = new Target({ kind: "vfat", device: STICK, work: path.join(work, "t") });
+  const vfatOptions = values["vfat-options"].split(",").filter(Boolean);
+  const t = new Target({ kind: "vfat", device: STICK, work: path.join(work, "t"), vfatOptions });
   await t.create();
   for (let cut = 1; cut <= plan.length; cut++) {
     const { kind, delayMs } = plan[cut - 1]!;

@@ -197,6 +197,7 @@ export async function runTortureVfat(o: TortureOptions): Promise<TortureResult> 
         "node",
         path.join(REPO, "dist/lab/torture/vfat-guest.js"),
         `--share /torture --cuts ${o.cuts} --seed ${o.seed} --min-ms ${o.minMs} --max-ms ${o.maxMs} --cut ${o.cut}`,
+        `--vfat-options=${(o.vfatOptions ?? []).join(",")}`,
       ].join(" "),
       sticks: [{ image }],
       shares: [{ hostPath: share, guestPath: "/torture" }],
