@@ -16,6 +16,11 @@ export interface Mounted {
   dir: string;
   /** The daemon's pid when known (pershome). */
   pid?: number;
+  /**
+   * pershome: the FUSE requests the kernel sent it since the last call (or the mount), by
+   * opcode; the daemon reports them on SIGUSR2 (PERSHOME_FUSE_COUNTS, src/fs/mount.ts).
+   */
+  requests?(): Promise<Record<string, number>>;
   unmount(): Promise<void>;
 }
 
@@ -100,7 +105,8 @@ export async function mountPershome(
   const child: ChildProcess = spawn(
     process.execPath,
     [...nodeArgs, cli, "mount", lower, mnt, "--foreground"],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    // the counts are kept anyway (in the addon); the variable only lets SIGUSR2 report them
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PERSHOME_FUSE_COUNTS: "1" } },
   );
   let log = "";
   let ready = false;
@@ -127,9 +133,20 @@ export async function mountPershome(
       await sleep(2);
     }
   }
+  const REPORT = "FUSE requests: ";
+  const reports = (): number => log.split(REPORT).length - 1;
   return {
     dir: mnt,
     pid: child.pid!,
+    requests: async () => {
+      const n = reports();
+      child.kill("SIGUSR2");
+      for (const t0 = Date.now(); reports() === n; await sleep(2))
+        if (dead || Date.now() - t0 > 10_000)
+          throw new Error(`pershome did not report its requests: ${log.slice(-500)}`);
+      const line = log.slice(log.lastIndexOf(REPORT) + REPORT.length);
+      return JSON.parse(line.slice(0, line.indexOf("; "))) as Record<string, number>;
+    },
     unmount: async () => {
       await umount(mnt);
       const t = setTimeout(() => child.kill("SIGTERM"), 30_000);

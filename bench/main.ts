@@ -186,10 +186,13 @@ class Runner {
             await must("sync; echo 3 > /proc/sys/vm/drop_caches");
             m = await this.mount(c, lowerDir);
           }
+          await m.requests?.(); // counted from here (outside the timed part)
           const t = await timed(s.cmd, m.dir);
+          const sent = await m.requests?.();
           const got = (await sh(s.check, m.dir)).out.trim();
           if (got !== s.expect) throw new Error(`check "${s.check}" gave "${got}", expected "${s.expect}"`);
           r.values.push(t);
+          if (sent) this.countRequests(low, s.name, sent);
         } catch (e) {
           failed = true;
           // The floor and bindfs only show the lower's own features (no symlinks on exFAT).
@@ -205,6 +208,13 @@ class Runner {
       if (before && !failed) this.countWrites(low, w, c, before, await settledWrites(low.device));
       await sh(`rm -rf '${lowerDir}'`);
     }
+  }
+
+  /** pershome's FUSE requests during one step (report.ts lists them under the table) */
+  private countRequests(low: Lower, step: string, sent: Record<string, number>): void {
+    const r = this.row(low.name, `${step}: FUSE requests`, "requests", "pershome", "requests");
+    r.values.push(Object.values(sent).reduce((a, b) => a + b, 0));
+    (r.detail ??= []).push(sent);
   }
 
   private countWrites(low: Lower, w: Workload, c: CandidateName, a: WriteCount, b: WriteCount): void {

@@ -12,6 +12,8 @@ export interface Row {
   unit?: string;
   /** "ok", "unsupported" (the floor lacks the feature) or an error message. */
   status: string;
+  /** requests rows: each repeat's FUSE requests by opcode (their totals are the values) */
+  detail?: Record<string, number>[];
 }
 
 export const median = (xs: number[]): number => {
@@ -85,12 +87,13 @@ export function markdown(rows: Row[]): string {
     "| lower | step | unit | floor | bindfs | posixovl | pershome | /bindfs | /posixovl | /floor | target |",
     "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
-  for (const l of lines(rows)) {
+  for (const l of lines(rows.filter((r) => r.kind !== "requests"))) {
     const c = l.cells;
     out.push(
       `| ${l.lower} | ${l.step} | ${l.unit} | ${c.floor} | ${c.bindfs} | ${c.posixovl} | ${c.pershome} | ${fx(l.vsBindfs)} | ${fx(l.vsPosixovl)} | ${fx(l.vsFloor)} | ${target(l)} |`,
     );
   }
+  out.push(...requestsTable(rows));
   const failures = rows.filter((r) => r.status !== "ok" && r.status !== "unsupported");
   if (failures.length) {
     out.push("", "Failures:");
@@ -98,6 +101,27 @@ export function markdown(rows: Row[]): string {
       out.push(`- ${f.lower} / ${f.step} / ${f.candidate}: ${f.status.replace(/\s+/g, " ").slice(0, 300)}`);
   }
   return out.join("\n") + "\n";
+}
+
+/**
+ * The FUSE requests pershome got per step (what each step costs in round trips): the total of
+ * the repeat with the median total, and that repeat's opcodes, most first.
+ */
+function requestsTable(rows: Row[]): string[] {
+  const rs = rows.filter((r) => r.kind === "requests" && r.detail?.length);
+  if (!rs.length) return [];
+  const out = ["", "FUSE requests to pershome per step (the median repeat):", ""];
+  out.push("| lower | step | requests | by opcode |", "|---|---|---|---|");
+  for (const r of rs) {
+    const m = median(r.values);
+    const d = r.detail![r.values.findIndex((v) => v === m)] ?? r.detail![0]!;
+    const ops = Object.entries(d)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ");
+    out.push(`| ${r.lower} | ${r.step.replace(/: FUSE requests$/, "")} | ${m.toFixed(0)} | ${ops} |`);
+  }
+  return out;
 }
 
 const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
