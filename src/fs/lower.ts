@@ -5,7 +5,8 @@
  * stays inside the stick's /pershome.
  *
  * `Lower` is the interface every layer module uses; `NodeLower` is the real one (plain
- * synchronous node:fs calls, nothing else on the hot path). A recording wrapper
+ * synchronous node:fs calls; on vfat, fsyncs that may go together and the closes of written
+ * files go to the addon's threads: native/fsync_many.c, native/closer.c). A recording wrapper
  * (src/fs/recording-lower.ts) implements the same interface for the crash-state tests
  * (test/crash-states/, docs/robustness.md): nothing in the layer may reach the stick any
  * other way.
