@@ -1,11 +1,12 @@
 /**
  * `npm run fsx -- [--lower plain|exfat|vfat|raw] [--seed N] [--ops N] [--remount-every N]
- *                 [--runs N] [--keep] [--json]`
+ *                 [--runs N] [--vfat-options O|none] [--keep] [--json]`
  *
  * Runs the fsx-like exerciser (lab/fsx/fsx.ts) on a fresh stick of the given kind with
  * `pershome mount` on it. `--lower vfat` on the host boots the micro-VM with a fresh FAT32
  * image and runs the same command inside it against the kernel's vfat driver (`--in-vm` is
- * what runs there). `--runs N` runs seeds seed, seed+1, … Exit status 1 on any mismatch; the
+ * what runs there), mounted with `--vfat-options` besides its name options (default `flush`,
+ * as the login hook mounts it; `none` for none). `--runs N` runs seeds seed, seed+1, … Exit status 1 on any mismatch; the
  * report names the seed, the op and the ops that led there: replay with the same --seed and
  * --ops <op>.
  */
@@ -22,9 +23,10 @@ async function runOne(
   ops: number,
   every: number,
   keep: boolean,
+  vfatOptions: string[],
   device?: string,
 ): Promise<FsxResult> {
-  const t = new Target({ kind, keep, ...(device ? { device } : {}), sizeMb: 256 });
+  const t = new Target({ kind, keep, ...(device ? { device } : {}), sizeMb: 256, vfatOptions });
   await t.create();
   try {
     const r = await runFsx({
@@ -44,12 +46,18 @@ async function runOne(
   }
 }
 
-async function inVm(seed: number, ops: number, every: number, runs: number): Promise<number> {
+async function inVm(
+  seed: number,
+  ops: number,
+  every: number,
+  runs: number,
+  vfatOptions: string[],
+): Promise<number> {
   const { runInVm } = await import("../microvm/index.js");
   const { makeFat32Stick } = await import("../sticks/index.js");
   const img = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pershome-fsx-vm-")), "fat32.img");
   await makeFat32Stick(img, 512);
-  const cmd = `node dist/lab/fsx/cli.js --in-vm --lower vfat --device /dev/sda --seed ${seed} --ops ${ops} --remount-every ${every} --runs ${runs} --json`;
+  const cmd = `node dist/lab/fsx/cli.js --in-vm --lower vfat --device /dev/sda --seed ${seed} --ops ${ops} --remount-every ${every} --runs ${runs} --vfat-options=${vfatOptions.join(",") || "none"} --json`;
   const r = await runInVm({
     command: cmd,
     sticks: [{ image: img }],
@@ -70,6 +78,7 @@ async function main(): Promise<number> {
       "remount-every": { type: "string", default: "1000" },
       runs: { type: "string", default: "1" },
       device: { type: "string" },
+      "vfat-options": { type: "string", default: "flush" },
       keep: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       "in-vm": { type: "boolean", default: false },
@@ -81,12 +90,14 @@ async function main(): Promise<number> {
   const ops = Number(values.ops);
   const every = Number(values["remount-every"]);
   const runs = Number(values.runs);
-  if (kind === "vfat" && !values["in-vm"]) return inVm(seed, ops, every, runs);
+  const vfatOptions =
+    values["vfat-options"] === "none" ? [] : values["vfat-options"].split(",").filter(Boolean);
+  if (kind === "vfat" && !values["in-vm"]) return inVm(seed, ops, every, runs, vfatOptions);
   let failed = 0;
   let total = 0;
   const t0 = Date.now();
   for (let i = 0; i < runs; i++) {
-    const r = await runOne(kind, seed + i, ops, every, values.keep, values.device);
+    const r = await runOne(kind, seed + i, ops, every, values.keep, vfatOptions, values.device);
     total += r.ops;
     const line = `fsx: lower ${kind} seed ${r.seed}: ${r.ops} ops, ${r.remounts} remounts, ${(r.bytesWritten / 1048576).toFixed(0)} MiB written, ${(r.bytesRead / 1048576).toFixed(0)} MiB read, ${(r.ms / 1000).toFixed(1)} s, ${r.mismatch ? "MISMATCH" : "0 mismatches"}`;
     process.stdout.write(`${line}\n`);
