@@ -71,7 +71,10 @@ struct session {
   /* polling before sleeping (see poll_briefly): the longest window, the current one, and
    * when /dev/fuse last ran dry (0: not sleeping after a failed poll) */
   int64_t poll_max_ns, poll_ns, dry_since;
-  double polls, caught, polled_ns; /* pollStats() */
+  /* after a poll lost the CPU to another task: no polling before poll_off_until, and how long
+   * the next such pause lasts (doubling while it keeps happening) */
+  int64_t poll_off_until, backoff_ns;
+  double polls, caught, polled_ns, sleeps, lost; /* pollStats() */
 };
 
 /* ---- small helpers ---- */
@@ -598,8 +601,18 @@ static void session_finalize(napi_env env, void *data, void *hint) {
  * poll_max_ns) when a sleep ended within poll_max_ns, that is, when polling a little longer
  * would have caught the request, and halves when a sleep was longer, so an idle or slowly
  * used mount polls little or not at all. poll_max_ns 0 turns it off. While polling, timers
- * and promise jobs wait (as they do while requests keep coming, up to BATCH). */
+ * and promise jobs wait (as they do while requests keep coming, up to BATCH).
+ * sched_yield() hands the CPU to whatever else is runnable there; when that is a busy program
+ * rather than our client, it keeps the CPU for its whole time slice (milliseconds), while a
+ * daemon asleep in epoll would have been woken the moment the request came. Measured with the
+ * daemon sharing its CPU with a busy loop and the client on the other: 2,000 one-byte writes
+ * took 7.9 s polling, 0.4 s without. So a poll that lost the CPU (one round of poll and yield
+ * lasting over LOST_NS) stops polling for a pause, 10 ms at first, doubling up to 1 s while
+ * it keeps happening; a poll that yielded and had the CPU back at once ends the pauses. */
 #define POLL_START_NS 10000
+#define LOST_NS 200000
+#define BACKOFF_MIN_NS 10000000
+#define BACKOFF_MAX_NS 1000000000
 
 static int64_t now_ns(void) {
   struct timespec t;
@@ -611,14 +624,29 @@ static int64_t now_ns(void) {
 static int poll_briefly(session *s) {
   int64_t start = now_ns(), end = start + s->poll_ns, t = start;
   struct pollfd p = {fuse_session_fd(s->se), POLLIN, 0};
-  int got = 0;
+  int got = 0, lost = 0, kept = 0;
   while (s->poll_ns && t < end) {
     int r = poll(&p, 1, 0); /* a request, or an error the next read reports; not a signal */
     if (r > 0 || (r < 0 && errno != EINTR)) { got = 1; break; }
+    if (lost) break; /* looked once more after losing the CPU: the request may have come */
     sched_yield();
+    int64_t before = t;
     t = now_ns();
+    if (t - before > LOST_NS) { lost = 1; end = t + 1; } else kept = 1;
   }
-  if (s->poll_ns) { s->polls++; s->polled_ns += now_ns() - start; }
+  if (s->poll_ns) {
+    s->polls++;
+    s->polled_ns += now_ns() - start;
+    if (lost) {
+      s->lost++;
+      s->backoff_ns = s->backoff_ns ? s->backoff_ns * 2 : BACKOFF_MIN_NS;
+      if (s->backoff_ns > BACKOFF_MAX_NS) s->backoff_ns = BACKOFF_MAX_NS;
+      s->poll_off_until = t + s->backoff_ns;
+      s->poll_ns = 0;
+    } else if (kept) {
+      s->backoff_ns = 0; /* yielded and had the CPU back at once: nothing busy here now */
+    }
+  }
   if (got) { s->caught++; return 1; }
   s->dry_since = start;
   return 0;
@@ -627,8 +655,9 @@ static int poll_briefly(session *s) {
 /* Woken from epoll: adapts the window to how long the sleep (with its poll) lasted. */
 static void adapt_poll(session *s) {
   if (!s->dry_since) return;
-  int64_t slept = now_ns() - s->dry_since;
+  int64_t woke = now_ns(), slept = woke - s->dry_since;
   s->dry_since = 0;
+  if (woke < s->poll_off_until) return; /* paused after losing the CPU (poll_ns is 0) */
   if (slept <= s->poll_max_ns) {
     s->poll_ns = s->poll_ns ? s->poll_ns * 2 : POLL_START_NS;
     if (s->poll_ns > s->poll_max_ns) s->poll_ns = s->poll_max_ns;
@@ -646,7 +675,7 @@ static void pump(session *s) {
     if (res == -EAGAIN) {
       /* A request still unanswered waits for JS work (a timer, a promise) that can only run
        * once we return to the event loop: no polling then. */
-      if (!s->poll_max_ns || s->reqs || !poll_briefly(s)) return;
+      if (!s->poll_max_ns || s->reqs || !poll_briefly(s)) { s->sleeps++; return; }
       n--; /* polled: not a request */
       continue;
     }
@@ -1104,9 +1133,10 @@ static napi_value js_request_counts(napi_env env, napi_callback_info info) {
   return o;
 }
 
-/* pollStats(session) -> {polls, caught, polledMicros, windowMicros}: how often the daemon
- * polled before sleeping, how often a request came while it did, the time spent polling, and
- * the window now (docs/native-addon.md, "Polling before sleeping"). */
+/* pollStats(session) -> {polls, caught, polledMicros, windowMicros, sleeps, lost}: how often
+ * the daemon polled before sleeping, how often a request came while it did, the time spent
+ * polling, the window now, how often it went to sleep in epoll with /dev/fuse drained, and how
+ * many polls lost the CPU to another task (docs/native-addon.md, "Polling before sleeping"). */
 static napi_value js_poll_stats(napi_env env, napi_callback_info info) {
   ARGS(1); session *s = get_session(env, argv[0]); napi_value o;
   if (!s) return NULL;
@@ -1115,6 +1145,8 @@ static napi_value js_poll_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "caught", num(env, s->caught));
   napi_set_named_property(env, o, "polledMicros", num(env, s->polled_ns / 1000));
   napi_set_named_property(env, o, "windowMicros", num(env, (double)s->poll_ns / 1000));
+  napi_set_named_property(env, o, "sleeps", num(env, s->sleeps));
+  napi_set_named_property(env, o, "lost", num(env, s->lost));
   return o;
 }
 

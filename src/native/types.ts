@@ -234,6 +234,10 @@ export interface PollStats {
   polledMicros: number;
   /** the adaptive window now (0: a mount used slowly polls no more) */
   windowMicros: number;
+  /** times the daemon went to sleep in epoll with /dev/fuse drained (polled or not) */
+  sleeps: number;
+  /** polls that lost the CPU to another task there, each followed by a pause in polling */
+  lost: number;
 }
 
 export interface FuseSession {
