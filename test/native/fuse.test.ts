@@ -342,22 +342,20 @@ describe("pershome_fuse addon", () => {
     throw new Error("every CPU stayed busy for 20 s: other programs are running; polling cannot be measured");
   };
 
+  /** the memfs fixture on CPU 0, polling for up to `pollMicros` */
+  const memfsOnCpu0 = (pollMicros: number): Promise<Memfs> =>
+    startMemfs({ env: { MEMFS_INIT: JSON.stringify({ pollMicros }) }, wrapper: ["taskset", "-c", "0"] });
+
   it.skipIf(!twoCpus)(
     "polls for the next request while they come fast, and stops polling on a mount used slowly",
     async () => {
-      const off = await startMemfs({
-        env: { MEMFS_INIT: JSON.stringify({ pollMicros: 0 }) },
-        wrapper: ["taskset", "-c", "0"],
-      });
+      const off = await memfsOnCpu0(0);
       ddWrites(off.mnt, 500);
       const offStats = (await off.stop()).stats!.poll!;
       expect(offStats).toMatchObject({ polls: 0, caught: 0, polledMicros: 0, windowMicros: 0, lost: 0 });
       expect(offStats.sleeps, JSON.stringify(offStats)).toBeGreaterThan(400); // asleep in epoll before nearly every request
 
-      const m = await startMemfs({
-        env: { MEMFS_INIT: JSON.stringify({ pollMicros: 500 }) },
-        wrapper: ["taskset", "-c", "0"],
-      });
+      const m = await memfsOnCpu0(500);
       // Each write follows the last reply within microseconds: caught by polling. A program busy
       // on the daemon's CPU would rightly pause polling (next test), so each try moves the
       // daemon to a quiet CPU and the writer to another, and starts with a short burst that
@@ -387,10 +385,7 @@ describe("pershome_fuse addon", () => {
   it.skipIf(!twoCpus)(
     "stops polling while a busy program shares the daemon's CPU (yielding would hand it a whole time slice)",
     async () => {
-      const m = await startMemfs({
-        env: { MEMFS_INIT: JSON.stringify({ pollMicros: 500 }) },
-        wrapper: ["taskset", "-c", "0"],
-      });
+      const m = await memfsOnCpu0(500);
       ddWrites(m.mnt, 200); // the window opens
       const hog = spawn("taskset", ["-c", "0", "sh", "-c", "while :; do :; done"], { stdio: "ignore" });
       try {
