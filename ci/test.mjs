@@ -54,7 +54,7 @@ function vitestCounts(status) {
   }
 }
 
-/** "FAILED file > title: message" for each failed test, and each suite that failed to load. */
+/** "FAILED file > test", then its error's first lines, for each failed test and each suite that failed to load. */
 function vitestFailures(r) {
   const out = [];
   const firstLines = (m) => String(m ?? "").split("\n").slice(0, 6).join("\n    ");

@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { runFsx, type FsxResult } from "./fsx.js";
-import { REPO, TARGET_KINDS, Target, type TargetKind } from "./target.js";
+import { REPO, TARGET_KINDS, Target, vfatOptionsArg, type TargetKind } from "./target.js";
 
 async function runOne(
   kind: TargetKind,
@@ -90,8 +90,7 @@ async function main(): Promise<number> {
   const ops = Number(values.ops);
   const every = Number(values["remount-every"]);
   const runs = Number(values.runs);
-  const vfatOptions =
-    values["vfat-options"] === "none" ? [] : values["vfat-options"].split(",").filter(Boolean);
+  const vfatOptions = vfatOptionsArg(values["vfat-options"]);
   if (kind === "vfat" && !values["in-vm"]) return inVm(seed, ops, every, runs, vfatOptions);
   let failed = 0;
   let total = 0;

@@ -20,6 +20,11 @@ export const TARGET_KINDS: readonly TargetKind[] = ["plain", "exfat", "vfat", "r
 export const REPO = fileURLToPath(new URL("../../../", import.meta.url)).replace(/\/$/, "");
 export const CLI = path.join(REPO, "dist/src/cli/main.js");
 
+/** A `--vfat-options` value as the mount options it adds: a comma list, or `none` for none. */
+export function vfatOptionsArg(value: string): string[] {
+  return value === "none" ? [] : value.split(",").filter(Boolean);
+}
+
 export interface TargetOptions {
   kind: TargetKind;
   /** scratch directory (default: a fresh one under the OS temp dir) */

@@ -22,7 +22,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { Target, type TargetKind } from "../fsx/target.js";
+import { Target, vfatOptionsArg, type TargetKind } from "../fsx/target.js";
 import { cutPlan, makeTarball, recover, startWorkload, tool, type CutKind, type CutMode } from "./steps.js";
 
 export interface CutResult {
@@ -219,7 +219,7 @@ async function main(): Promise<number> {
     maxMs: Number(values["max-ms"] ?? (vfat ? 10_000 : 5000)),
     sizeMb: Number(values["size-mb"] ?? (vfat ? 512 : 1024)),
     keep: values.keep,
-    vfatOptions: values["vfat-options"] === "none" ? [] : values["vfat-options"].split(",").filter(Boolean),
+    vfatOptions: vfatOptionsArg(values["vfat-options"]),
     log: (l) => process.stdout.write(`${l}\n`),
   });
   const per = res.cuts.length ? res.cuts.reduce((s, c) => s + c.seconds, 0) / res.cuts.length : 0;
