@@ -66,9 +66,22 @@ export function foldOfBytes(stored: string): string {
   return key === stored ? stored : key; // one string, not two, for a name that is its own key
 }
 
+/** Adds `by` to a key's count; a count that reaches 0 goes. */
+function count(counts: Map<string, number>, key: string, by: number): void {
+  const n = (counts.get(key) ?? 0) + by;
+  if (n <= 0) counts.delete(key);
+  else counts.set(key, n);
+}
+
 export class DirIndex {
   readonly byUser = new NameMap();
-  private readonly folds = new Map<string, number>();
+  /**
+   * How many stored names (and names the stick refused) fold to each key: made on the first
+   * question (a new name to choose), not at build. A folder that is only looked up and
+   * listed (a big listing, `git status`) never needs it: a map entry and two case
+   * conversions less per name.
+   */
+  private folds: Map<string, number> | null = null;
   subdirs = 0;
   /** entries were added or removed since the stored directory was last fsync'd */
   entriesDirty = false;
@@ -145,8 +158,7 @@ export class DirIndex {
 
   add(user: string, stored: string, isDir: boolean): void {
     this.byUser.set(user, stored, isDir);
-    const fold = foldOfBytes(stored);
-    this.folds.set(fold, (this.folds.get(fold) ?? 0) + 1);
+    if (this.folds) count(this.folds, foldOfBytes(stored), 1);
     if (isDir) this.subdirs++;
   }
 
@@ -154,10 +166,7 @@ export class DirIndex {
     const entry = this.byUser.get(user);
     if (!entry) return undefined;
     this.byUser.delete(user);
-    const fold = foldOfBytes(entry.stored);
-    const n = (this.folds.get(fold) ?? 1) - 1;
-    if (n <= 0) this.folds.delete(fold);
-    else this.folds.set(fold, n);
+    if (this.folds) count(this.folds, foldOfBytes(entry.stored), -1);
     if (entry.isDir) this.subdirs--;
     return entry;
   }
@@ -171,13 +180,20 @@ export class DirIndex {
 
   /** Would a new stored name clash, on a case-insensitive stick, with one already here? */
   foldTaken(stored: string): boolean {
-    return this.folds.has(foldOfBytes(stored));
+    return this.foldCounts().has(foldOfBytes(stored));
   }
 
   /** Remember a name the stick refused as existing (an 8.3 alias, say) so it is not tried again. */
   markTaken(stored: string): void {
-    const fold = foldOfBytes(stored);
-    this.folds.set(fold, (this.folds.get(fold) ?? 0) + 1);
+    count(this.foldCounts(), foldOfBytes(stored), 1);
+  }
+
+  private foldCounts(): Map<string, number> {
+    if (this.folds) return this.folds;
+    const folds = new Map<string, number>();
+    for (const stored of this.byUser.storedNames()) count(folds, foldOfBytes(stored), 1);
+    this.folds = folds;
+    return folds;
   }
 
   get size(): number {

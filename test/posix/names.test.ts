@@ -95,6 +95,23 @@ describe.each(lowerKinds())("names on a %s lower", (kind) => {
     await check("after remount");
   });
 
+  it("stores a case twin made after a remount (the folder read back from the stick) apart too", async () => {
+    const d = await t.dir("twin-later");
+    await writeFile(t.p(d, "Makefile"), "first\n");
+    await writeFile(t.p(d, "makefile"), "second\n");
+    await t.remount();
+    await writeFile(t.p(d, "MAKEFILE"), "third\n");
+    await t.unmount();
+    // both earlier spellings are taken on the stick, the twin's too
+    expect((await storedNames(t.low(d))).map(show).sort()).toEqual(
+      ["Makefile", `makefile${TWIN}`, `MAKEFILE${TWIN}${TWIN}`].map(show).sort(),
+    );
+    await t.remount();
+    expect(await readFile(t.p(d, "Makefile"), "utf8")).toBe("first\n");
+    expect(await readFile(t.p(d, "makefile"), "utf8")).toBe("second\n");
+    expect(await readFile(t.p(d, "MAKEFILE"), "utf8")).toBe("third\n");
+  });
+
   it("looks names up with case: Readme exists, README and readme do not", async () => {
     const d = await t.dir("case-lookup");
     await writeFile(t.p(d, "Readme"), "x");
