@@ -67,6 +67,28 @@ export class Inode {
     return (this.x ??= new InodeExtra());
   }
 
+  /**
+   * Lets the side object go once nothing in it differs from a new one's (after a file's last
+   * close): a file that was opened once then weighs no more than one only looked up.
+   */
+  trim(): void {
+    const x = this.x;
+    if (
+      x !== null &&
+      x.openCount === 0 &&
+      x.writers === 0 &&
+      x.fds === null &&
+      x.desc === null &&
+      !x.markPending &&
+      !x.clearWriting &&
+      x.linkId === null &&
+      x.children === NO_CHILDREN &&
+      x.dir === null &&
+      x.nlink === 1
+    )
+      this.x = null;
+  }
+
   get isDir(): boolean {
     return this.kind === "d";
   }

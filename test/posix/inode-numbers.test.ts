@@ -9,6 +9,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ByNodeId } from "../../src/fs/by-node-id.js";
 import { InoNumbers, numberOfPath } from "../../src/fs/ino-numbers.js";
+import { Inode } from "../../src/fs/inode.js";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
 import { describeFailure, mustRun, python, run, type RunResult } from "../support/run.js";
@@ -185,6 +186,31 @@ describe("inodes by node id", () => {
     t.set(1023, "back");
     expect(t.get(1023)).toBe("back");
     expect(t.size).toBe(906);
+  });
+});
+
+describe("an inode's side object (open counts, descriptors, children ...)", () => {
+  const extra = (i: Inode): unknown => (i as unknown as { x: unknown }).x;
+
+  it("goes once a file's last handle is closed, and stays while anything in it is set", () => {
+    const file = new Inode(7, null, "a", "a", "f");
+    expect(extra(file)).toBeNull(); // a file only looked up has none
+    file.openCount = 1;
+    file.fds = new Set([3]);
+    file.trim();
+    expect(extra(file), "open").not.toBeNull();
+    file.openCount = 0;
+    file.fds = null;
+    file.markPending = true;
+    file.trim();
+    expect(extra(file), "a record still to mark").not.toBeNull();
+    file.markPending = false;
+    file.trim();
+    expect(extra(file)).toBeNull();
+    expect([file.openCount, file.writers, file.fds, file.nlink, file.linkId]).toEqual([0, 0, null, 1, null]);
+    const dir = new Inode(8, null, "d", "d", "d");
+    dir.trim();
+    expect(extra(dir), "a folder keeps its children").not.toBeNull();
   });
 });
 

@@ -262,6 +262,7 @@ export function release(L: Layer, h: FileHandle): void {
   if (h.writable) h.inode.writers--;
   L.lower.close(h.fd);
   if (h.inode.nlookup <= 0 && h.inode.openCount === 0 && h.inode !== L.root) L.inodes.drop(h.inode);
+  else h.inode.trim();
 }
 
 export function fallocate(L: Layer, h: FileHandle, mode: number, off: number, length: number): void {
