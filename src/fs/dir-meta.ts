@@ -31,8 +31,14 @@ export class DirMeta {
   private entryUnsynced = false;
   /** earlier records of names, as the log holds them (see ParsedLog.older) */
   private older = new Map<string, MetaRecord[]>();
-  /** names with a record in the log on the stick (see onStick) */
-  private logged = new Set<string>();
+  /**
+   * Which names may have a record on the stick (see onStick), kept as the exceptions to "every
+   * name in `records`" rather than as a second set of all names (memory, for a big home):
+   * `fresh`, names in `records` whose record was never written out; `gone`, names not in
+   * `records` whose record (or an earlier one) may still be on the stick.
+   */
+  private readonly fresh = new Set<string>();
+  private readonly gone = new Set<string>();
   /** names given a record while mounted: never pruned (a record may precede its file) */
   private readonly written = new Set<string>();
   /** the log slots the directory's listing showed (see knownSlots); null: try both */
@@ -67,6 +73,8 @@ export class DirMeta {
 
   set(record: MetaRecord): void {
     this.load();
+    if (!this.logged(record.name)) this.fresh.add(record.name);
+    this.gone.delete(record.name);
     this.records.set(record.name, record);
     this.pending.set(record.name, record);
     this.written.add(record.name);
@@ -104,11 +112,17 @@ export class DirMeta {
    */
   onStick(name: string): boolean {
     this.load();
-    return this.logged.has(name);
+    return this.logged(name);
+  }
+
+  private logged(name: string): boolean {
+    return this.records.has(name) ? !this.fresh.has(name) : this.gone.has(name);
   }
 
   delete(name: string): void {
     this.load();
+    if (this.logged(name)) this.gone.add(name);
+    this.fresh.delete(name);
     if (!this.records.delete(name) && this.active === null) return;
     this.pending.set(name, null);
     this.onChange(this);
@@ -142,7 +156,8 @@ export class DirMeta {
     this.entryUnsynced = false;
     this.unsyncedNames.clear();
     this.older.clear();
-    this.logged.clear();
+    this.fresh.clear();
+    this.gone.clear();
   }
 
   /** Writes pending records; with `sync`, also makes them durable. */
@@ -170,7 +185,7 @@ export class DirMeta {
     this.lower.append(this.slotPath(META_SLOTS[this.active]), Buffer.from(text, "utf8"), sync);
     if (sync) this.syncedEntry();
     this.appended += this.pending.size;
-    for (const [name, rec] of this.pending) if (rec) this.logged.add(name);
+    for (const [name, rec] of this.pending) if (rec) this.fresh.delete(name);
     if (sync) this.unsyncedNames.clear();
     else for (const name of this.pending.keys()) this.unsyncedNames.add(name);
     this.pending.clear();
@@ -246,7 +261,7 @@ export class DirMeta {
       this.records = best.records;
       this.appended = best.appended;
       this.older = best.older;
-      this.logged = new Set([...best.records.keys(), ...best.older.keys()]);
+      for (const name of best.older.keys()) if (!best.records.has(name)) this.gone.add(name);
       if (best.bad > 0) this.needsCompaction = true;
     }
     if (this.junk.size > 0) this.needsCompaction = true;
@@ -305,10 +320,11 @@ export class DirMeta {
     this.appended = 0;
     this.needsCompaction = false;
     this.pending.clear();
-    this.logged = new Set(this.records.keys());
+    this.fresh.clear();
+    this.gone.clear();
     this.unsynced = !durable;
     this.entryUnsynced = !durable;
     this.unsyncedNames.clear();
-    if (!durable) for (const name of this.logged) this.unsyncedNames.add(name);
+    if (!durable) for (const name of this.records.keys()) this.unsyncedNames.add(name);
   }
 }
