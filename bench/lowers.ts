@@ -3,6 +3,10 @@
 import fs from "node:fs";
 import path from "node:path";
 import { mountExfatOnHost, unmountExfat, type ExfatMount } from "../lab/sticks/index.js";
+import { fingerprint } from "../src/format/describe.js";
+import { snapshotText, type MetaRecord } from "../src/format/records.js";
+import { META_SLOTS } from "../src/fs/dir-meta.js";
+import { factsOf } from "../src/fs/lower.js";
 import { must } from "./sh.js";
 import { deviceOf } from "./stick-writes.js";
 
@@ -74,7 +78,10 @@ export async function makeLower(name: LowerName, work: string, sizeGb: number): 
   };
 }
 
-/** `n` one-byte files straight on the lower in `dir`, 1,000 to a folder (d0/f0, d0/f1, …). */
+/**
+ * `n` one-byte files straight on the lower in `dir`, 1,000 to a folder (d0/f0, d0/f1, …), and
+ * the logs with their records.
+ */
 export async function fillMany(dir: string, n: number): Promise<void> {
   const per = 1000;
   fs.mkdirSync(dir);
@@ -82,4 +89,26 @@ export async function fillMany(dir: string, n: number): Promise<void> {
     `python3 -c 'import os\nfor d in range(${Math.ceil(n / per)}):\n os.mkdir(f"d{d}")\n for i in range(min(${per}, ${n} - d*${per})):\n  fd = os.open(f"d{d}/f{i}", os.O_CREAT|os.O_WRONLY); os.write(fd, b"x"); os.close(fd)'`,
     dir,
   );
+  for (const name of fs.readdirSync(dir)) writeRecords(path.join(dir, name));
+  writeRecords(dir);
+}
+
+/**
+ * Gives every entry of a folder a record, in the log pershome would have written (docs/format.md):
+ * a home made through pershome has one for each file and folder (mode, ns times, fingerprint),
+ * and the daemon holds them once it has listed the folder. Made with the format module from
+ * each entry's lstat, as the layer fingerprints it.
+ */
+function writeRecords(dir: string): void {
+  const records: MetaRecord[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const facts = factsOf(fs.lstatSync(path.join(dir, name), { bigint: true }));
+    const t = facts.mtime;
+    records.push(
+      facts.isDir
+        ? { name, kind: "d", mode: 0o755, mtime: t, ctime: t }
+        : { name, kind: "f", mode: 0o644, mtime: t, ctime: t, fp: fingerprint(facts) },
+    );
+  }
+  fs.writeFileSync(path.join(dir, META_SLOTS[0]), snapshotText(1, records));
 }

@@ -257,7 +257,10 @@ class Runner {
     }
   }
 
-  /** 100,000 files on the lower (made once, directly), then mount time per candidate. */
+  /**
+   * 100,000 files on the lower (made once, directly, each with its record as a home made through
+   * pershome has), then mount time per candidate.
+   */
   async runMount(low: Lower): Promise<void> {
     const dir = `${low.root}/many`;
     const n = this.o.manyFiles;
