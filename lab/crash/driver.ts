@@ -64,7 +64,10 @@ export class HomeDriver {
   private readonly open = new Set<FileHandle>();
 
   constructor(readonly lower: Lower) {
-    this.L = new Layer(lower, { uid: 0, gid: 0, attrTimeout: 1, entryTimeout: 1 });
+    // PERSHOME_META_BUDGET: a small budget makes the layer drop and read again folders' logs
+    // between the workload's steps (src/fs/layer.ts trimMetas)
+    const metaBudget = Number(process.env["PERSHOME_META_BUDGET"]) || undefined;
+    this.L = new Layer(lower, { uid: 0, gid: 0, attrTimeout: 1, entryTimeout: 1, metaBudget });
   }
 
   /** A stick's pershome directory made ready as `pershome mount` does (the format marker). */
@@ -86,6 +89,7 @@ export class HomeDriver {
   /** What the kernel's request does first (src/fs/filesystem.ts): makes a pending first hard link. */
   private request(what: string): void {
     links.beforeRequest(this.L, what);
+    this.L.trimMetas();
   }
 
   private parent(path: string): [Inode, string] {

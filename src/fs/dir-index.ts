@@ -104,6 +104,7 @@ export class DirIndex {
     readonly path: () => string,
     existing: boolean,
     onMetaChange: (meta: DirMeta) => void,
+    onMetaLoad?: (meta: DirMeta) => void,
   ) {
     this.meta = new DirMeta(
       lower,
@@ -118,6 +119,7 @@ export class DirIndex {
       () => {
         this.entriesDirty = false;
       },
+      onMetaLoad,
     );
     if (existing) {
       this.build(lower);

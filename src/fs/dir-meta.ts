@@ -43,6 +43,8 @@ export class DirMeta {
   private readonly written = new Set<string>();
   /** the log slots the directory's listing showed (see knownSlots); null: try both */
   private presentSlots: Set<string> | null = null;
+  /** set at every use; the layer's sweep clears it (Layer.trimMetas) */
+  used = false;
 
   /**
    * @param dirPath the directory's current stored path (it changes when the directory moves)
@@ -56,7 +58,47 @@ export class DirMeta {
     private readonly onChange: (meta: DirMeta) => void,
     /** after the layer fsync'd this folder: every entry in it is on the stick for good */
     private readonly onFolderSynced: () => void = () => undefined,
+    /** after the log was read (again): the layer counts the records held (Layer.trimMetas) */
+    private readonly onLoad: (meta: DirMeta) => void = () => undefined,
   ) {}
+
+  /** how many records are held in memory */
+  get held(): number {
+    return this.loaded ? this.records.size : 0;
+  }
+
+  /**
+   * Nothing held differs from the log on the stick, and nothing about this folder is waiting to
+   * be written or decided: its records may be dropped and read again at the next use, which is
+   * then exactly the first read of a folder not used yet in this mount.
+   */
+  get idle(): boolean {
+    return (
+      this.loaded &&
+      this.pending.size === 0 &&
+      !this.unsynced &&
+      this.unsyncedNames.size === 0 &&
+      !this.entryUnsynced &&
+      !this.needsCompaction &&
+      this.junk.size === 0 &&
+      this.older.size === 0 &&
+      this.fresh.size === 0 &&
+      this.gone.size === 0 &&
+      this.written.size === 0
+    );
+  }
+
+  /** Drops the records of an idle log (see idle); the next use reads the log again. */
+  unload(): void {
+    if (!this.idle) return;
+    // the one slot an idle log has: the next read opens only that one
+    this.presentSlots = new Set(this.active === null ? [] : [META_SLOTS[this.active]]);
+    this.records = new Map();
+    this.active = null;
+    this.gen = 0;
+    this.appended = 0;
+    this.loaded = false;
+  }
 
   /**
    * The reserved names the directory's listing showed, before the log is first read: slots
@@ -197,6 +239,7 @@ export class DirMeta {
   }
 
   private load(): void {
+    this.used = true;
     if (this.loaded) return;
     this.loaded = true;
     let best: {
@@ -265,6 +308,7 @@ export class DirMeta {
       if (best.bad > 0) this.needsCompaction = true;
     }
     if (this.junk.size > 0) this.needsCompaction = true;
+    this.onLoad(this);
   }
 
   private syncFolder(): void {

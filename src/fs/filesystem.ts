@@ -34,6 +34,7 @@ export function makeFilesystem(L: Layer, fuse: FuseAddon): Filesystem {
   function run(req: FuseReq, what: string, body: () => void): void {
     try {
       links.beforeRequest(L, what);
+      L.trimMetas();
       body();
     } catch (err) {
       let errno = errnoOf(err);

@@ -28,7 +28,15 @@ export interface LayerOptions {
   /** seconds the kernel may cache attributes and names */
   attrTimeout: number;
   entryTimeout: number;
+  /**
+   * How many records of folders' logs to hold before idle ones are dropped, to be read again
+   * when used (trimMetas; default META_BUDGET).
+   */
+  metaBudget?: number;
 }
+
+/** records held before trimMetas drops idle folders' ones: ~10 MiB of them */
+export const META_BUDGET = 50_000;
 
 export function now(): Timespec {
   const ns = process.hrtime.bigint() - hrBase + wallBase;
@@ -92,6 +100,13 @@ export class Layer {
   readonly area: Inode;
   readonly links: Inode;
   private readonly dirtyMetas = new Set<DirMeta>();
+  /** folders whose logs were read, oldest first (trimMetas) */
+  private readonly loadedMetas = new Set<DirMeta>();
+  /** records held by them, as counted at each read and at the last sweep */
+  private heldRecords = 0;
+  private sweepAbove: number;
+  /** folders' records dropped by trimMetas so far (the request counts' log line shows it) */
+  metaDrops = 0;
   /** the stick, with file renames written behind (src/fs/renames-behind.ts) */
   readonly lower: RenamesBehind;
   /** files renamed since their folder was last synced (see ops/files.ts beforeDataChange) */
@@ -104,6 +119,7 @@ export class Layer {
     readonly opts: LayerOptions,
   ) {
     this.lower = new RenamesBehind(lower, (meta) => this.flushMeta(meta, true));
+    this.sweepAbove = opts.metaBudget ?? META_BUDGET;
     this.root = new Inode(ROOT_INO, null, "", "", "d");
     this.root.nlookup = 1;
     this.inodes.addRoot(this.root);
@@ -161,6 +177,7 @@ export class Layer {
       () => this.pathOf(dir),
       true,
       (m) => this.dirtyMetas.add(m),
+      (m) => this.metaLoaded(m),
     );
     if (dir === this.area) index.keep.add(HOME_RECORD);
     dir.dir = index;
@@ -174,6 +191,7 @@ export class Layer {
       () => this.pathOf(dir),
       false,
       (m) => this.dirtyMetas.add(m),
+      (m) => this.metaLoaded(m),
     );
     return dir.dir;
   }
@@ -463,6 +481,44 @@ export class Layer {
     if (!p || (parent && (p.parent !== parent || p.name !== name))) return;
     this.pendingLink = null;
     p.make();
+  }
+
+  private metaLoaded(meta: DirMeta): void {
+    this.loadedMetas.add(meta);
+    this.heldRecords += meta.held;
+  }
+
+  /**
+   * Before a request: once the folders' logs read hold more records than the budget, drops
+   * those of idle folders not used since the last sweep (oldest read first), down to three
+   * quarters of it. A daemon that listed a whole home then holds what is in use, not all of
+   * it; a folder dropped costs one read of its log when used again. Not while a rename or a
+   * first hard link waits: their later steps compare records of the folders they touch.
+   */
+  trimMetas(): void {
+    if (this.heldRecords <= this.sweepAbove || this.pendingLink || this.lower.queued > 0) return;
+    const budget = this.opts.metaBudget ?? META_BUDGET;
+    let held = 0;
+    for (const m of this.loadedMetas) held += m.held;
+    const target = Math.floor((budget * 3) / 4);
+    for (const m of [...this.loadedMetas]) {
+      if (held <= target) break;
+      if (m.held === 0) {
+        this.loadedMetas.delete(m); // dropped already, or nothing to drop
+      } else if (m.used) {
+        m.used = false; // a second chance, at the back of the line
+        this.loadedMetas.delete(m);
+        this.loadedMetas.add(m);
+      } else if (m.idle && !this.dirtyMetas.has(m)) {
+        held -= m.held;
+        m.unload();
+        this.loadedMetas.delete(m);
+        this.metaDrops++;
+      }
+    }
+    this.heldRecords = held;
+    // what could not go (in use, or written in this mount) is not swept again at every request
+    this.sweepAbove = Math.max(budget, held + Math.floor(budget / 4));
   }
 
   /** Writes every pending record (and queued rename); with `sync`, makes them durable. */

@@ -183,6 +183,8 @@ export function startMount(given: MountOptions): RunningMount {
     gid: o.gid,
     attrTimeout: timeout,
     entryTimeout: timeout,
+    // for tests: a small budget drops and reads again idle folders' logs often (Layer.trimMetas)
+    metaBudget: Number(process.env["PERSHOME_META_BUDGET"]) || undefined,
   });
   const filesystem = makeFilesystem(layer, fuse);
   // PERSHOME_FUSE_COUNTS=1: log how many requests of each kind the kernel sent, at unmount and
@@ -199,7 +201,8 @@ export function startMount(given: MountOptions): RunningMount {
     const m = process.memoryUsage();
     log(
       "info",
-      `FUSE requests: ${JSON.stringify(delta)}; inodes ${layer.inodes.size}; MiB rss ${mb(m.rss)} ` +
+      `FUSE requests: ${JSON.stringify(delta)}; inodes ${layer.inodes.size}; ` +
+        `folder logs dropped ${layer.metaDrops}; MiB rss ${mb(m.rss)} ` +
         `heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} external ${mb(m.external)}; ` +
         `polling so far ${JSON.stringify(fuse.pollStats(session))}`,
     );
