@@ -39,6 +39,8 @@ export class DirMeta {
    */
   private readonly fresh = new Set<string>();
   private readonly gone = new Set<string>();
+  /** gone's size right after the log was read: more since means a record went in this mount */
+  private goneAtLoad = 0;
   /** names given a record while mounted: never pruned (a record may precede its file) */
   private readonly written = new Set<string>();
   /** the log slots the directory's listing showed (see knownSlots); null: try both */
@@ -70,7 +72,9 @@ export class DirMeta {
   /**
    * Nothing held differs from the log on the stick, and nothing about this folder is waiting to
    * be written or decided: its records may be dropped and read again at the next use, which is
-   * then exactly the first read of a folder not used yet in this mount.
+   * then exactly the first read of a folder not used yet in this mount. (No record set, removed
+   * or appended since the log was read, so the earlier records and the names without one are
+   * what the log gives again.)
    */
   get idle(): boolean {
     return (
@@ -81,9 +85,8 @@ export class DirMeta {
       !this.entryUnsynced &&
       !this.needsCompaction &&
       this.junk.size === 0 &&
-      this.older.size === 0 &&
       this.fresh.size === 0 &&
-      this.gone.size === 0 &&
+      this.gone.size === this.goneAtLoad &&
       this.written.size === 0
     );
   }
@@ -94,6 +97,9 @@ export class DirMeta {
     // the one slot an idle log has: the next read opens only that one
     this.presentSlots = new Set(this.active === null ? [] : [META_SLOTS[this.active]]);
     this.records = new Map();
+    this.older = new Map();
+    this.gone.clear();
+    this.goneAtLoad = 0;
     this.active = null;
     this.gen = 0;
     this.appended = 0;
@@ -200,6 +206,7 @@ export class DirMeta {
     this.older.clear();
     this.fresh.clear();
     this.gone.clear();
+    this.goneAtLoad = 0;
   }
 
   /** Writes pending records; with `sync`, also makes them durable. */
@@ -305,6 +312,7 @@ export class DirMeta {
       this.appended = best.appended;
       this.older = best.older;
       for (const name of best.older.keys()) if (!best.records.has(name)) this.gone.add(name);
+      this.goneAtLoad = this.gone.size;
       if (best.bad > 0) this.needsCompaction = true;
     }
     if (this.junk.size > 0) this.needsCompaction = true;
@@ -366,6 +374,7 @@ export class DirMeta {
     this.pending.clear();
     this.fresh.clear();
     this.gone.clear();
+    this.goneAtLoad = 0;
     this.unsynced = !durable;
     this.entryUnsynced = !durable;
     this.unsyncedNames.clear();

@@ -29,10 +29,13 @@ describe.each(lowerKinds())("a home over the daemon's record budget on a %s lowe
         const mtime = 1_600_000_000 + d * 1000 + f;
         await writeFile(t.p(root, rel), `${rel}\n`);
         await utimes(t.p(root, rel), mtime, mtime);
-        await chmod(t.p(root, rel), mode);
         want.set(rel, [mode, mtime]);
       }
     }
+    // modes set after a remount: each folder's log is then its first snapshot with these
+    // records appended, the first ones kept as earlier records (as in a home used for a while)
+    await t.remount();
+    for (const [rel, [mode]] of want) await chmod(t.p(root, rel), mode);
     const walk = async (when: string): Promise<void> => {
       const got = new Map<string, [number, number]>();
       for (const d of (await readdir(t.p(root))).sort())
@@ -44,6 +47,10 @@ describe.each(lowerKinds())("a home over the daemon's record budget on a %s lowe
     };
 
     await t.remount(); // a fresh daemon: every folder's log is read from the stick, none written yet
+    expect(
+      (await readFile(t.low(root, "d0", ".pershome.meta.a"), "latin1")).split("\n").length,
+      "a log with appended records",
+    ).toBeGreaterThan(2 * FILES);
     await walk("first walk");
     await walk("second walk (the folders read again)");
     // changes in folders that were dropped and read again
