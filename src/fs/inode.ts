@@ -36,6 +36,22 @@ class InodeExtra {
   children: Map<string, Inode> = NO_CHILDREN;
   dir: DirIndex | null = null;
   nlink = 1;
+
+  /** Nothing here differs from a new one's (keep in step with the fields above). */
+  get blank(): boolean {
+    return (
+      this.openCount === 0 &&
+      this.writers === 0 &&
+      this.fds === null &&
+      this.desc === null &&
+      !this.markPending &&
+      !this.clearWriting &&
+      this.linkId === null &&
+      this.children === NO_CHILDREN &&
+      this.dir === null &&
+      this.nlink === 1
+    );
+  }
 }
 
 export class Inode {
@@ -72,21 +88,7 @@ export class Inode {
    * close): a file that was opened once then weighs no more than one only looked up.
    */
   trim(): void {
-    const x = this.x;
-    if (
-      x !== null &&
-      x.openCount === 0 &&
-      x.writers === 0 &&
-      x.fds === null &&
-      x.desc === null &&
-      !x.markPending &&
-      !x.clearWriting &&
-      x.linkId === null &&
-      x.children === NO_CHILDREN &&
-      x.dir === null &&
-      x.nlink === 1
-    )
-      this.x = null;
+    if (this.x?.blank) this.x = null;
   }
 
   get isDir(): boolean {

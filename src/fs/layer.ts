@@ -509,7 +509,7 @@ export class Layer {
         m.used = false; // a second chance, at the back of the line
         this.loadedMetas.delete(m);
         this.loadedMetas.add(m);
-      } else if (m.idle && !this.dirtyMetas.has(m)) {
+      } else if (m.idle) {
         held -= m.held;
         m.unload();
         this.loadedMetas.delete(m);
