@@ -90,6 +90,8 @@ export interface Lower {
 
 /** statfs f_type of Linux's FAT driver (vfat, msdos). */
 const MSDOS_SUPER_MAGIC = 0x4d44;
+/** statfs f_type of a FUSE filesystem (exfat-fuse on a host without the exfat driver) */
+const FUSE_SUPER_MAGIC = 0x65735546;
 
 /** at most this many removed files and folders held open on vfat (see NodeLower.unlink) */
 const MAX_HELD_REMOVED = 256;
@@ -131,6 +133,8 @@ export class NodeLower implements Lower {
   private readonly vfat: boolean;
   /** the stick's cluster size (statfs f_bsize on vfat), 0 if unknown */
   private readonly clusterSize: number;
+  /** closes go to the addon's closer threads (see closeWritten) */
+  private readonly closeOnThread: boolean;
 
   constructor(readonly root: string) {
     let type = 0;
@@ -143,6 +147,7 @@ export class NodeLower implements Lower {
       /* checked by whoever mounts; any later call reports the problem */
     }
     this.vfat = type === MSDOS_SUPER_MAGIC;
+    this.closeOnThread = this.vfat || type === FUSE_SUPER_MAGIC;
     this.clusterSize = bsize;
   }
 
@@ -218,14 +223,16 @@ export class NodeLower implements Lower {
   }
 
   /**
-   * Closes a descriptor that may have been written through. On vfat on a thread of its own
-   * (native/closer.c): mounted with `flush`, as the login hook mounts a FAT32 stick, vfat sleeps
-   * 0.1 s in every such close, and the daemon must not stall for it. Nothing the layer
-   * promises waits for a close: fsync does not need one, and a removed file's clusters, which
-   * a close may free, matter only when the stick is full (roomy waits for the closes then).
+   * Closes a descriptor that may have been written through, on vfat and exfat-fuse on a thread
+   * of its own (native/closer.c). Mounted with `flush`, as the login hook mounts a FAT32 stick,
+   * vfat sleeps 0.1 s in every such close, and the daemon must not stall for it; on exfat-fuse
+   * a close is two round trips to that daemon (flush, release): a fifth of a small-file read's
+   * time while the layer waited for them (docs/benchmarks.md, "Sixteenth round"). Nothing the
+   * layer promises waits for a close: fsync does not need one, and a removed file's clusters,
+   * which a close may free, matter only when the stick is full (roomy waits for the closes then).
    */
   private closeWritten(fd: number): void {
-    if (this.vfat) closeLater(fd);
+    if (this.closeOnThread) closeLater(fd);
     else fs.closeSync(fd);
   }
 
