@@ -93,6 +93,18 @@ export interface PendingLink {
   make(): void;
 }
 
+/**
+ * A first hard link answered but then not made on the stick: the next fsync reports it, and
+ * the kernel may show its name until it is removed.
+ */
+export interface LostLink {
+  inode: Inode;
+  parent: Inode;
+  name: string;
+  errno: number;
+  reported: boolean;
+}
+
 export class Layer {
   readonly inodes = new InodeTable();
   readonly root: Inode;
@@ -113,6 +125,8 @@ export class Layer {
   readonly movedSinceSync = new WeakSet<Inode>();
   /** a first hard link answered but not yet made on the stick (ops/links.ts) */
   pendingLink: PendingLink | null = null;
+  /** first links that could not be made after their answer (ops/links.ts makePending) */
+  readonly lostLinks: LostLink[] = [];
 
   constructor(
     lower: Lower,

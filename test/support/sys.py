@@ -202,6 +202,15 @@ def op_mmap_read(p):
         os.close(fd)
 
 
+def op_fsync(p):
+    # a file or a folder: opened read-only, as fsync(1) does
+    fd = os.open(b(p), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def op_exists(p):
     return os.path.lexists(b(p))
 

@@ -4,6 +4,7 @@ import type { DirHandle } from "../handles.js";
 import type { Inode } from "../inode.js";
 import { NO_ATTR } from "../layer.js";
 import type { Layer } from "../layer.js";
+import { reportLostLinks } from "./links.js";
 import { S_IFDIR, S_IFLNK, S_IFIFO, S_IFREG, S_IFSOCK, TYPE_OF } from "./modes.js";
 
 const align8 = (n: number): number => (n + 7) & ~7;
@@ -106,6 +107,7 @@ export function fsyncdir(L: Layer, inode: Inode): void {
   L.flushMeta(index.meta, true);
   L.lower.fsyncDir(L.pathOf(inode));
   index.entriesDirty = false;
+  reportLostLinks(L, inode);
 }
 
 export function statfs(L: Layer): StatfsInfo {

@@ -168,8 +168,20 @@ function unlinkPending(L: Layer, parent: Inode, name: string): boolean {
   return true;
 }
 
+/**
+ * An unlink of a name that a first link which could not be made left in the kernel's cache
+ * (ops/links.ts makePending): it goes without a word, nothing of it is on the stick. False
+ * for any other name.
+ */
+function unlinkLost(L: Layer, parent: Inode, name: string): boolean {
+  const i = L.lostLinks.findIndex((l) => l.parent === parent && l.name === name);
+  if (i < 0 || L.dirIndex(parent).byUser.has(name)) return false;
+  L.lostLinks.splice(i, 1);
+  return true;
+}
+
 export function unlink(L: Layer, parent: Inode, name: string): void {
-  if (unlinkPending(L, parent, name)) return;
+  if (unlinkPending(L, parent, name) || unlinkLost(L, parent, name)) return;
   L.settleLink();
   const entry = L.dirIndex(parent).byUser.get(name) ?? fail(E.ENOENT);
   const inode = L.child(parent, name);

@@ -12,6 +12,7 @@ import type { Inode } from "../inode.js";
 import { now } from "../layer.js";
 import type { Layer } from "../layer.js";
 import { adopt } from "./entries.js";
+import { reportLostLinks } from "./links.js";
 
 const C = fs.constants;
 const O_ACCMODE = 3;
@@ -236,6 +237,7 @@ export function fsync(L: Layer, h: FileHandle, datasync: boolean): void {
   else L.lower.fsync(h.fd);
   settle(L, h, false);
   syncEntry(L, h.inode);
+  reportLostLinks(L, h.inode);
 }
 
 /** Makes an inode's record and its directory entry durable (after its data). */

@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import { fingerprint } from "../../format/describe.js";
 import { log, showPath } from "../../log.js";
-import { E, fail } from "../errors.js";
+import { E, errnoOf, fail } from "../errors.js";
 import type { Inode } from "../inode.js";
 import { now } from "../layer.js";
 import type { Layer } from "../layer.js";
@@ -26,6 +26,9 @@ import { mustBeAbsent } from "./entries.js";
  * that may end it decides itself.
  */
 const LEAVE_PENDING = new Set(["getattr", "lookup", "unlink"]);
+
+/** lost first links kept for an fsync to report (the oldest go beyond this) */
+const MAX_LOST_LINKS = 64;
 
 export function link(L: Layer, inode: Inode, newParent: Inode, newName: string): EntryParam {
   L.settleLink(); // one at a time (the kernel's request settled it already)
@@ -57,19 +60,38 @@ export function beforeRequest(L: Layer, what: string): void {
 
 /**
  * Makes a pending first link on the stick (through Layer.settleLink). Its request was answered
- * already, so a failure can only be logged.
+ * already, so a failure is logged and kept for the next fsync of the file or of the new name's
+ * folder, which fails with it (as the kernel reports a failed writeback): an fsync must not
+ * answer that the link is on the stick. The kernel may show the new name until it is removed.
  */
 function makePending(L: Layer, inode: Inode, parent: Inode, name: string): void {
   try {
     addName(L, inode, parent, name);
   } catch (err) {
     if (inode.kind !== "h") inode.nlink = 1;
+    if (L.lostLinks.length >= MAX_LOST_LINKS) L.lostLinks.shift();
+    L.lostLinks.push({ inode, parent, name, errno: errnoOf(err) ?? E.EIO, reported: false });
     log(
       "error",
       `could not make the hard link ${showPath(L.pathOf(parent) + "/" + name)} on the stick ` +
-        `(${String(err)}); the file keeps its other name. Make the link again once the stick works.`,
+        `(${String(err)}); the file keeps its other name. Remove the new name and make the link ` +
+        `again once the stick has room or works.`,
     );
   }
+}
+
+/**
+ * Before an fsync of `inode` (a file, or a folder): fails with the error of a first link of
+ * it, or into it, that could not be made since the last such fsync. Each is reported once.
+ */
+export function reportLostLinks(L: Layer, inode: Inode): void {
+  let errno = 0;
+  for (const l of L.lostLinks)
+    if (!l.reported && (l.inode === inode || l.parent === inode)) {
+      l.reported = true;
+      errno ||= l.errno;
+    }
+  if (errno) fail(errno, "a hard link could not be made on the stick");
 }
 
 /** The second (or later) name of a file, made on the stick: the data moves first if it has to. */
