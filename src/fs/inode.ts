@@ -32,6 +32,7 @@ class InodeExtra {
   desc: Description | null = null;
   markPending = false;
   clearWriting = false;
+  kernelStale = false;
   linkId: string | null = null;
   children: Map<string, Inode> = NO_CHILDREN;
   dir: DirIndex | null = null;
@@ -46,6 +47,7 @@ class InodeExtra {
       this.desc === null &&
       !this.markPending &&
       !this.clearWriting &&
+      !this.kernelStale &&
       this.linkId === null &&
       this.children === NO_CHILDREN &&
       this.dir === null &&
@@ -167,6 +169,19 @@ export class Inode {
   }
   set clearWriting(b: boolean) {
     if (b || this.x) this.more().clearWriting = b;
+  }
+
+  /**
+   * Its attributes changed (a record change with a new ctime: data written, renamed, linked,
+   * chmod, xattrs, a folder's entries) since they were last sent to the kernel (Layer.attr).
+   * The kernel drops its copy at such changes, so a listing sends them again (ops/dirs.ts
+   * readdirplus) rather than leave a getattr per name to follow.
+   */
+  get kernelStale(): boolean {
+    return this.x?.kernelStale ?? false;
+  }
+  set kernelStale(b: boolean) {
+    if (b || this.x) this.more().kernelStale = b;
   }
 
   /** hard-link id (kind "h") */

@@ -274,7 +274,12 @@ export class Layer {
     return desc;
   }
 
+  /** The attributes the kernel is answered with (so it holds them fresh from now on). */
   attr(inode: Inode, desc = this.describe(inode)): Attr {
+    if (inode.kernelStale) {
+      inode.kernelStale = false;
+      inode.trim();
+    }
     return {
       ino: inode.stIno,
       mode: desc.mode,
@@ -425,6 +430,7 @@ export class Layer {
    * `known`: the stored file's facts, if the caller has just taken them (spares an lstat).
    */
   updateRecord(inode: Inode, changes: Partial<MetaRecord>, known?: StoredFacts): MetaRecord | null {
+    if (changes.ctime) inode.kernelStale = true;
     if (!inode.linked) {
       // an open file whose names are all gone: nothing on the stick to describe any more
       const d = this.describe(inode);

@@ -1,7 +1,7 @@
 // Directories: create, list, remove, including directories that hold only the layer's own
 // metadata (which must not make them "not empty").
 
-import { chmod, mkdir, readdir, rm, rmdir, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, rm, rmdir, utimes, writeFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
@@ -70,4 +70,32 @@ for i in range(2000):
     await t.remount();
     expect((await readdir(t.p(d))).sort()).toEqual(want);
   }, 300_000);
+
+  it("lists files just written with their new sizes and times, without a getattr per file", async () => {
+    // A write makes the kernel let go of the file's size and times; the listing (readdirplus)
+    // brings them back, so `ls -l` after saving files is one request per batch, not per file.
+    await t.unmount();
+    const layer = await t.mount({ env: { PERSHOME_FUSE_COUNTS: "1" } });
+    const d = await t.dir("written");
+    const N = 40;
+    for (let i = 0; i < N; i++) await writeFile(t.p(d, `f${i}`), "x");
+    for (let i = 0; i < N; i++) await writeFile(t.p(d, `f${i}`), "y".repeat(i + 1), { flag: "a" });
+    await utimes(t.p(d, "f7"), 1_600_000_000, 1_600_000_000);
+    /** getattr requests since the last call (logged on SIGUSR2) */
+    const getattrs = async (): Promise<number> => {
+      const before = layer.stderr().split("FUSE requests:").length;
+      process.kill(layer.pid, "SIGUSR2");
+      for (let i = 0; i < 100 && layer.stderr().split("FUSE requests:").length === before; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      const last = layer.stderr().split("FUSE requests:").at(-1) ?? "";
+      return Number(/"getattr":(\d+)/.exec(last)?.[1] ?? 0);
+    };
+    await getattrs();
+    const sizes = new Map<string, number>();
+    for (const name of await readdir(t.p(d))) sizes.set(name, (await lstat(t.p(d, name))).size);
+    expect(await getattrs(), "getattr requests for the listing and its lstats").toBeLessThan(5);
+    expect(sizes.size).toBe(N);
+    for (let i = 0; i < N; i++) expect(sizes.get(`f${i}`), `f${i}`).toBe(i + 2);
+    expect((await lstat(t.p(d, "f7"))).mtimeMs).toBe(1_600_000_000_000);
+  });
 });

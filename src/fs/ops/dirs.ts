@@ -89,10 +89,12 @@ export function readdirplus(L: Layer, h: DirHandle, size: number, off: number): 
     if (!found) continue; // removed since opendir
     used += need;
     const child = found.inode;
-    if (child.nlookup > 0 && !found.facts) {
+    if (child.nlookup > 0 && !found.facts && !child.kernelStale) {
       // The kernel holds this child already, with attributes it keeps for the cache timeout
       // (git status lstat's every file, then lists every folder): only its name, number and
-      // type, as for "." above, and no second lstat.
+      // type, as for "." above, and no second lstat. Unless they changed since they were sent
+      // (files just written, as before an `ls -l`): then the kernel has let them go, and the
+      // entry brings them back instead of a getattr per name.
       out.push(nameOnly(L, name, child.stIno, TYPE_OF[child.kind], i + 1));
       continue;
     }
