@@ -81,8 +81,9 @@ function makePending(L: Layer, inode: Inode, parent: Inode, name: string): void 
 }
 
 /**
- * Before an fsync of `inode` (a file, or a folder): fails with the error of a first link of
- * it, or into it, that could not be made since the last such fsync. Each is reported once.
+ * At the end of an fsync of `inode` (a file, or a folder): fails with the error of a first
+ * link of it, or into it, that could not be made since the last such fsync. Each is reported
+ * once.
  */
 export function reportLostLinks(L: Layer, inode: Inode): void {
   let errno = 0;
