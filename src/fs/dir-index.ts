@@ -126,6 +126,8 @@ export class DirIndex {
       // Built from the stick after a restart or a forget: the layer cannot know whether its
       // entries are durable yet, so the next fsync in here syncs the directory too.
       this.entriesDirty = true;
+    } else {
+      this.meta.knownSlots(new Set()); // a folder just made has no log to look for
     }
   }
 

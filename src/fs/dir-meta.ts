@@ -193,9 +193,21 @@ export class DirMeta {
     return this.pending.size > 0 || this.unsynced;
   }
 
+  /**
+   * The log slots that may be on the stick: once the log is read, its own and any damaged or
+   * older one (junk); before, those the folder's listing showed (both if it was not listed).
+   * Asking for a slot that is not there costs exfat-fuse a round trip.
+   */
+  private slotsOnStick(): Slot[] {
+    const listed = this.presentSlots;
+    return ([0, 1] as Slot[]).filter((s) =>
+      this.loaded ? s === this.active || this.junk.has(s) : !listed || listed.has(META_SLOTS[s]),
+    );
+  }
+
   /** Deletes the log files, for a directory about to be removed. */
   removeFiles(): void {
-    for (const slot of META_SLOTS) this.lower.unlinkIfExists(this.slotPath(slot));
+    for (const slot of this.slotsOnStick()) this.lower.unlinkIfExists(this.slotPath(META_SLOTS[slot]));
     this.records.clear();
     this.pending.clear();
     this.active = null;
@@ -342,7 +354,10 @@ export class DirMeta {
     const durable = sync || this.active !== null || this.junk.size > 0 || this.older.size > 0;
     const target: Slot = this.active === 0 ? 1 : 0;
     const targetPath = this.slotPath(META_SLOTS[target]);
-    this.lower.unlinkIfExists(targetPath); // junk or an older generation, never the active log
+    // only junk (a damaged log, an older generation) is ever in the target slot; a try of this
+    // compaction that failed after making the file leaves it there as junk too
+    if (this.junk.has(target)) this.lower.unlinkIfExists(targetPath);
+    this.junk.add(target);
     // earlier records not taken over yet: the snapshot keeps the one that matches the file
     for (const [name, list] of this.older) {
       const facts = this.lower.stat(this.slotPath(name));

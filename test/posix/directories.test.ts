@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
 import { python } from "../support/run.js";
+import { traceDuring } from "../support/strace.js";
 import { errnoOf, sys } from "../support/sys.js";
 
 describe.each(lowerKinds())("directories on a %s lower", (kind) => {
@@ -70,6 +71,25 @@ for i in range(2000):
     await t.remount();
     expect((await readdir(t.p(d))).sort()).toEqual(want);
   }, 300_000);
+
+  it("never asks the stick for a log slot that is not there: new folders, first logs, removal", async () => {
+    // each miss is a round trip to exfat-fuse (and a folder scan on vfat)
+    const d = await t.dir("slots");
+    const trace = await traceDuring(t.layer.pid, ["open", "openat", "unlink", "unlinkat"], t.lower.work, async () => {
+      for (let i = 0; i < 10; i++) {
+        await mkdir(t.p(d, `s${i}`));
+        await writeFile(t.p(d, `s${i}`, "f"), "x");
+        await chmod(t.p(d, `s${i}`, "f"), 0o600);
+        expect(await errnoOf("fsync", t.p(d, `s${i}`)), "the folder's first log, durable").toBe("OK");
+      }
+      for (let i = 0; i < 10; i++) await rm(t.p(d, `s${i}`), { recursive: true });
+    });
+    const missed = trace.lines.filter((l) => l.includes(".pershome.meta.") && /= -1 ENOENT/.test(l));
+    expect(missed, missed.join("\n")).toEqual([]);
+    const removed = trace.matching(/^unlink/, ".pershome.meta.").filter((l) => /\/s\d\/\.pershome/.test(l));
+    expect(removed.length, "each folder's log removed with it").toBe(10);
+    expect(await readdir(t.p(d))).toEqual([]);
+  });
 
   it("lists files just written with their new sizes and times, without a getattr per file", async () => {
     // A write makes the kernel let go of the file's size and times; the listing (readdirplus)
