@@ -1,6 +1,6 @@
 /**
  * `npm run fsx -- [--lower plain|exfat|vfat|raw] [--seed N] [--ops N] [--remount-every N]
- *                 [--runs N] [--vfat-options O|none] [--keep] [--json]`
+ *                 [--runs N] [--vfat-options O|none] [--keep] [--json]`   (--help: USAGE below)
  *
  * Runs the fsx-like exerciser (lab/fsx/fsx.ts) on a fresh stick of the given kind with
  * `pershome mount` on it. `--lower vfat` on the host boots the micro-VM with a fresh FAT32
@@ -69,9 +69,29 @@ async function inVm(
   return r.exitCode;
 }
 
+const USAGE = `npm run fsx -- [options]   (as root)
+
+Seeded random writes, truncations, reads, renames, links, unlinks, chmods, fsyncs and remounts
+on a pershome mount, each checked against a model of what it must show (docs/robustness.md,
+section 2).
+
+  --lower plain|exfat|vfat|raw  the stick: a folder (default), exFAT (exfat-fuse), FAT32 under
+                                the kernel's vfat in the micro-VM, or the bare stick (no layer)
+  --seed N                      the ops' seed (default: from the clock; printed)
+  --ops N                       operations per run (default 20000)
+  --remount-every N             remount after every N operations (default 1000)
+  --runs N                      runs with seeds N, N+1, ... (default 1)
+  --vfat-options O|none         vfat mount options besides the names' (default flush, as the
+                                login hook mounts the stick)
+  --keep                        keep the scratch folder
+  --json                        also print each run's result as a JSON line
+Exit status 1 on any mismatch; the report names the seed and the op to replay up to.
+`;
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
+      help: { type: "boolean", short: "h", default: false },
       lower: { type: "string", default: "plain" },
       seed: { type: "string", default: String(Date.now() % 1_000_000) },
       ops: { type: "string", default: "20000" },
@@ -84,6 +104,10 @@ async function main(): Promise<number> {
       "in-vm": { type: "boolean", default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const kind = values.lower as TargetKind;
   if (!TARGET_KINDS.includes(kind)) throw new Error(`--lower wants one of ${TARGET_KINDS.join(", ")}`);
   const seed = Number(values.seed);
@@ -119,7 +143,10 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {
-    process.stderr.write(`fsx: ${(e as Error).stack ?? String(e)}\n`);
+    const usage = (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    process.stderr.write(
+      `fsx: ${usage ? `${(e as Error).message} (see --help)` : ((e as Error).stack ?? String(e))}\n`,
+    );
     process.exit(2);
   },
 );
