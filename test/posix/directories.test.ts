@@ -5,6 +5,7 @@ import { chmod, lstat, mkdir, readdir, rm, rmdir, utimes, writeFile } from "node
 import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
+import { requestsSinceLast } from "../support/mount.js";
 import { python } from "../support/run.js";
 import { traceDuring } from "../support/strace.js";
 import { errnoOf, sys } from "../support/sys.js";
@@ -101,15 +102,7 @@ for i in range(2000):
     for (let i = 0; i < N; i++) await writeFile(t.p(d, `f${i}`), "x");
     for (let i = 0; i < N; i++) await writeFile(t.p(d, `f${i}`), "y".repeat(i + 1), { flag: "a" });
     await utimes(t.p(d, "f7"), 1_600_000_000, 1_600_000_000);
-    /** getattr requests since the last call (logged on SIGUSR2) */
-    const getattrs = async (): Promise<number> => {
-      const before = layer.stderr().split("FUSE requests:").length;
-      process.kill(layer.pid, "SIGUSR2");
-      for (let i = 0; i < 100 && layer.stderr().split("FUSE requests:").length === before; i++)
-        await new Promise((r) => setTimeout(r, 50));
-      const last = layer.stderr().split("FUSE requests:").at(-1) ?? "";
-      return Number(/"getattr":(\d+)/.exec(last)?.[1] ?? 0);
-    };
+    const getattrs = async (): Promise<number> => (await requestsSinceLast(layer)).getattr ?? 0;
     await getattrs();
     const sizes = new Map<string, number>();
     for (const name of await readdir(t.p(d))) sizes.set(name, (await lstat(t.p(d, name))).size);

@@ -16,6 +16,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
 import { lowerKinds } from "../support/lower.js";
+import { requestsSinceLast } from "../support/mount.js";
 import { bpath } from "../support/names.js";
 import { fileType, pyLstat, pyReadlink, sys } from "../support/sys.js";
 
@@ -115,15 +116,7 @@ describe.each(lowerKinds())("symlinks on a %s lower", (kind) => {
     await mkdir(t.p(d, "real"));
     await writeFile(t.p(d, "real", "f"), "x");
     await symlink("real", t.p(d, "via"));
-    // The count is logged on SIGUSR2 (since the last report): wait for the next line.
-    const readlinks = async (): Promise<number> => {
-      const before = layer.stderr().split("FUSE requests:").length;
-      process.kill(layer.pid, "SIGUSR2");
-      for (let i = 0; i < 100 && layer.stderr().split("FUSE requests:").length === before; i++)
-        await new Promise((r) => setTimeout(r, 50));
-      const last = layer.stderr().split("FUSE requests:").at(-1) ?? "";
-      return Number(/"readlink":(\d+)/.exec(last)?.[1] ?? 0);
-    };
+    const readlinks = async (): Promise<number> => (await requestsSinceLast(layer)).readlink ?? 0;
     await readlinks();
     for (let i = 0; i < 20; i++) {
       expect(await readlink(t.p(d, "via"))).toBe("real");

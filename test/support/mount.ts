@@ -235,6 +235,20 @@ async function startLayer(lowerDir: string, mnt: string, o: MountOptions): Promi
   return layer;
 }
 
+/**
+ * The FUSE requests a daemon received since its last report, by kernel opcode name. The daemon
+ * must run with PERSHOME_FUSE_COUNTS=1: it logs them on SIGUSR2; this asks and waits for the line.
+ */
+export async function requestsSinceLast(layer: Layer): Promise<Record<string, number>> {
+  const reports = (): number => layer.stderr().split("FUSE requests:").length;
+  const before = reports();
+  process.kill(layer.pid, "SIGUSR2");
+  for (let i = 0; i < 100 && reports() === before; i++) await new Promise((r) => setTimeout(r, 50));
+  if (reports() === before) throw new Error("the daemon wrote no request counts (PERSHOME_FUSE_COUNTS=1?)");
+  const last = layer.stderr().split("FUSE requests:").at(-1) ?? "";
+  return JSON.parse(/^\s*(\{[^}]*\})/.exec(last)?.[1] ?? "{}") as Record<string, number>;
+}
+
 /** The process exists and is not a zombie (a zombie has ended; only its parent has not reaped it). */
 export function processRunning(pid: number): boolean {
   try {
