@@ -57,11 +57,16 @@ function vitestCounts(status) {
 /** "FAILED file > test", then its error's first lines, for each failed test and each suite that failed to load. */
 function vitestFailures(r) {
   const out = [];
-  const firstLines = (m) => String(m ?? "").split("\n").slice(0, 6).join("\n    ");
+  const firstLines = (m) =>
+    String(m ?? "")
+      .split("\n")
+      .slice(0, 6)
+      .join("\n    ");
   for (const f of r.testResults ?? []) {
     const file = f.name.slice(process.cwd().length + 1);
     const bad = (f.assertionResults ?? []).filter((a) => a.status === "failed");
-    for (const a of bad) out.push(`FAILED ${file} > ${a.fullName}\n    ${firstLines(a.failureMessages?.[0])}`);
+    for (const a of bad)
+      out.push(`FAILED ${file} > ${a.fullName}\n    ${firstLines(a.failureMessages?.[0])}`);
     if (f.status === "failed" && bad.length === 0) out.push(`FAILED ${file}\n    ${firstLines(f.message)}`);
   }
   return out;
@@ -82,10 +87,13 @@ function cucumberCounts(status) {
       if (st.some((x) => x === "failed" || x === "undefined" || x === "ambiguous")) {
         c.failed++;
         const step = (s.steps ?? []).find((x) => x.result?.status !== "passed");
-        const why = String(step?.result?.error_message ?? step?.result?.status ?? "").split("\n").slice(0, 6);
-        c.failures.push(`FAILED ${f.uri} > ${s.name} > ${step?.keyword ?? ""}${step?.name ?? ""}\n    ${why.join("\n    ")}`);
-      }
-      else if (st.some((x) => x === "skipped" || x === "pending")) c.skipped++;
+        const why = String(step?.result?.error_message ?? step?.result?.status ?? "")
+          .split("\n")
+          .slice(0, 6);
+        c.failures.push(
+          `FAILED ${f.uri} > ${s.name} > ${step?.keyword ?? ""}${step?.name ?? ""}\n    ${why.join("\n    ")}`,
+        );
+      } else if (st.some((x) => x === "skipped" || x === "pending")) c.skipped++;
       else c.passed++;
     }
   }

@@ -76,15 +76,20 @@ for i in range(2000):
   it("never asks the stick for a log slot that is not there: new folders, first logs, removal", async () => {
     // each miss is a round trip to exfat-fuse (and a folder scan on vfat)
     const d = await t.dir("slots");
-    const trace = await traceDuring(t.layer.pid, ["open", "openat", "unlink", "unlinkat"], t.lower.work, async () => {
-      for (let i = 0; i < 10; i++) {
-        await mkdir(t.p(d, `s${i}`));
-        await writeFile(t.p(d, `s${i}`, "f"), "x");
-        await chmod(t.p(d, `s${i}`, "f"), 0o600);
-        expect(await errnoOf("fsync", t.p(d, `s${i}`)), "the folder's first log, durable").toBe("OK");
-      }
-      for (let i = 0; i < 10; i++) await rm(t.p(d, `s${i}`), { recursive: true });
-    });
+    const trace = await traceDuring(
+      t.layer.pid,
+      ["open", "openat", "unlink", "unlinkat"],
+      t.lower.work,
+      async () => {
+        for (let i = 0; i < 10; i++) {
+          await mkdir(t.p(d, `s${i}`));
+          await writeFile(t.p(d, `s${i}`, "f"), "x");
+          await chmod(t.p(d, `s${i}`, "f"), 0o600);
+          expect(await errnoOf("fsync", t.p(d, `s${i}`)), "the folder's first log, durable").toBe("OK");
+        }
+        for (let i = 0; i < 10; i++) await rm(t.p(d, `s${i}`), { recursive: true });
+      },
+    );
     const missed = trace.lines.filter((l) => l.includes(".pershome.meta.") && /= -1 ENOENT/.test(l));
     expect(missed, missed.join("\n")).toEqual([]);
     const removed = trace.matching(/^unlink/, ".pershome.meta.").filter((l) => /\/s\d\/\.pershome/.test(l));
