@@ -7,7 +7,7 @@
 import { bytesToStored, decodeName, foldKey, isReservedStored } from "../format/names.js";
 import { showPath, warnOnce } from "../log.js";
 import type { StoredFacts } from "../format/describe.js";
-import { DirMeta } from "./dir-meta.js";
+import { DirMeta, META_PREFIX } from "./dir-meta.js";
 import type { Lower } from "./lower.js";
 
 export interface IndexEntry {
@@ -158,6 +158,9 @@ export class DirIndex {
     }
     // the listing says which log slots exist: the log is then read without trying the others
     this.meta.knownSlots(slots);
+    // A folder is listed at its first use; its log and its files' lstats come next: read
+    // ahead on other threads, they overlap with the requests answered meanwhile.
+    if (this.byUser.size > 0) lower.prefetch?.(this.path(), META_PREFIX);
   }
 
   add(user: string, stored: string, isDir: boolean): void {

@@ -12,6 +12,8 @@ import { hasCode } from "./errors.js";
 import type { Lower } from "./lower.js";
 
 export const META_SLOTS = [".pershome.meta.a", ".pershome.meta.b"] as const;
+/** what both slot names start with (and no other stored name: they are reserved) */
+export const META_PREFIX = ".pershome.meta.";
 type Slot = 0 | 1;
 
 export class DirMeta {

@@ -4,7 +4,7 @@
  */
 import fs from "node:fs";
 import v8 from "node:v8";
-import { fuse } from "../native/index.js";
+import { fuse, prefetchStats } from "../native/index.js";
 import type { FuseSession } from "../native/types.js";
 import { AREA_DIR, MARKER_FILE, checkMarker, makeMarker } from "../format/marker.js";
 import { log } from "../log.js";
@@ -204,7 +204,8 @@ export function startMount(given: MountOptions): RunningMount {
       `FUSE requests: ${JSON.stringify(delta)}; inodes ${layer.inodes.size}; ` +
         `folder logs dropped ${layer.metaDrops}; MiB rss ${mb(m.rss)} ` +
         `heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} external ${mb(m.external)}; ` +
-        `polling so far ${JSON.stringify(fuse.pollStats(session))}`,
+        `polling so far ${JSON.stringify(fuse.pollStats(session))}; ` +
+        `read ahead so far ${JSON.stringify(prefetchStats())}`,
     );
   };
   if (countRequests) process.on("SIGUSR2", reportCounts);
@@ -225,6 +226,7 @@ export function startMount(given: MountOptions): RunningMount {
       }
     }
     layer.flushAll(true);
+    lower.stopPrefetching();
     try {
       lower.waitForCloses(); // before the line that says all is written, and the stick's unmount
     } catch (e) {

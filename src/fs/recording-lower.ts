@@ -117,6 +117,9 @@ export class RecordingLower implements Lower {
   readSmall(path: string, max: number): Buffer | null {
     return this.inner.readSmall(path, max);
   }
+  prefetch(dir: string, prefix: string): void {
+    this.inner.prefetch?.(dir, prefix);
+  }
 
   // ---- changes: passed through and recorded ------------------------------------------
 

@@ -194,6 +194,9 @@ export class RenamesBehind implements Lower {
     this.touching(path, true);
     return this.inner.readSmall(path, max);
   }
+  prefetch(dir: string, prefix: string): void {
+    this.inner.prefetch?.(dir, prefix);
+  }
 
   // ---- changes: the queue goes first where it is involved, and before any fsync ---------
 

@@ -1165,6 +1165,10 @@ napi_value js_fsync_many(napi_env env, napi_callback_info info);
 napi_value js_close_later(napi_env env, napi_callback_info info);
 napi_value js_close_wait(napi_env env, napi_callback_info info);
 napi_value js_closes_pending(napi_env env, napi_callback_info info);
+/* prefetch.c: read a folder's metadata ahead into the kernel's caches */
+napi_value js_prefetch_folder(napi_env env, napi_callback_info info);
+napi_value js_prefetch_wait(napi_env env, napi_callback_info info);
+napi_value js_prefetch_stats(napi_env env, napi_callback_info info);
 
 static napi_value init_module(napi_env env, napi_value exports) {
   addon *a = calloc(1, sizeof *a); napi_value v, arr;
@@ -1204,7 +1208,8 @@ static napi_value init_module(napi_env env, napi_value exports) {
       FN("replyCreateFlat", js_reply_create_flat), FN("replyAttrFlat", js_reply_attr_flat),
       FN("replyOpenFlat", js_reply_open_flat), FN("flatReplyArray", js_flat_reply_array),
       FN("replyDirentsPlusFlat", js_reply_dirents_plus_flat), FN("fsyncMany", js_fsync_many),
-      FN("closeLater", js_close_later), FN("closeWait", js_close_wait), FN("closesPending", js_closes_pending)};
+      FN("closeLater", js_close_later), FN("closeWait", js_close_wait), FN("closesPending", js_closes_pending),
+      FN("prefetchFolder", js_prefetch_folder), FN("prefetchWait", js_prefetch_wait), FN("prefetchStats", js_prefetch_stats)};
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;
 }

@@ -52,6 +52,10 @@ interface FlatReplies {
   closeLater(fd: number): void;
   closeWait(): [errno: number, fd: number];
   closesPending(): number;
+  /** prefetch.c */
+  prefetchFolder(path: string, prefix: string): void;
+  prefetchWait(): void;
+  prefetchStats(): [folders: number, entries: number, bytes: number, dropped: number];
 }
 
 const raw = require(addonPath()) as FuseAddon & FlatReplies;
@@ -189,6 +193,27 @@ export function waitForCloses(): void {
     errno: -errno,
     syscall: "close",
   });
+}
+
+/**
+ * Has one of the addon's prefetch threads (src/native/prefetch.c) read a folder's metadata
+ * ahead into the kernel's caches: its listing, an lstat of each entry, and the files whose
+ * names start with `prefix`. Returns at once; best effort (dropped when many are queued).
+ * Both are byte strings.
+ */
+export function prefetchFolder(path: string, prefix: string): void {
+  raw.prefetchFolder(path, prefix);
+}
+
+/** Forgets the queued prefetches and waits for those running (no descriptor stays open). */
+export function prefetchWait(): void {
+  raw.prefetchWait();
+}
+
+/** folders read ahead, entries looked at, bytes read, folders dropped (queue full) */
+export function prefetchStats(): { folders: number; entries: number; bytes: number; dropped: number } {
+  const [folders, entries, bytes, dropped] = raw.prefetchStats();
+  return { folders, entries, bytes, dropped };
 }
 
 /** how many closeLater'd descriptors are not closed yet */

@@ -11,6 +11,7 @@
 //   names   case folding (twins, case-only rename), 8.3 aliases, forbidden characters, long names
 //   rename  FAT's own rename (replace-over, directories, case twins) under the layer's atomicity
 //   times   FAT's 2-second, 1980–2107 timestamps under the layer's nanoseconds
+//   read-ahead  a folder's entries and log read ahead on the addon's threads (src/native/prefetch.c)
 // (260–270 s before closer.c, 220 s after). The rest runs on the host's plain and exFAT lowers;
 // PERSHOME_VFAT_FILES=a,b picks other files (names under test/posix without .test.ts), e.g.
 // "hardlinks,symlinks,io".
@@ -27,7 +28,7 @@ import { ENCODED_NAMES, TWIN, isReserved, show } from "../support/names.js";
 import { REPO } from "../support/mount.js";
 import { tail } from "../support/run.js";
 
-const GUEST_FILES = (process.env.PERSHOME_VFAT_FILES ?? "names,rename,times")
+const GUEST_FILES = (process.env.PERSHOME_VFAT_FILES ?? "names,rename,times,read-ahead")
   .split(",")
   .map((s) => s.trim())
   .filter(Boolean);

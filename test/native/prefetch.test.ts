@@ -1,0 +1,98 @@
+/**
+ * prefetchFolder / prefetchWait / prefetchStats (src/native/prefetch.c), called in-process on
+ * real folders: what a folder read ahead costs is bounded (entries, queue), its arguments are
+ * checked, and the wait leaves nothing open. What it buys: docs/benchmarks.md "Seventeenth round";
+ * what the layer does with it, and a hostile stick: test/posix/read-ahead.test.ts.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { prefetchFolder, prefetchStats, prefetchWait } from "../../src/native/index.js";
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "pershome-prefetch-"));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** stats once `done` holds (the threads count as they go) */
+async function statsWhen(done: (s: ReturnType<typeof prefetchStats>) => boolean) {
+  for (let i = 0; i < 200; i++) {
+    const s = prefetchStats();
+    if (done(s)) return s;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`prefetch never got there: ${JSON.stringify(prefetchStats())}`);
+}
+
+const openInDir = (): number =>
+  fs.readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
+    } catch {
+      return false;
+    }
+  }).length;
+
+describe("prefetchFolder", () => {
+  it("looks at each entry and reads the files with the prefix, whole", async () => {
+    const d = path.join(dir, "small");
+    fs.mkdirSync(d);
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(d, `f${i}`), "x");
+    fs.writeFileSync(path.join(d, "log.a"), Buffer.alloc(200_000, 7)); // more than one read
+    fs.writeFileSync(path.join(d, "log.b"), "short");
+    const before = prefetchStats();
+    prefetchFolder(d, "log.");
+    const s = await statsWhen((x) => x.folders === before.folders + 1);
+    expect(s.entries - before.entries).toBe(302);
+    expect(s.bytes - before.bytes).toBe(200_005);
+  });
+
+  it("stops at 4,096 entries in a folder", async () => {
+    const d = path.join(dir, "big");
+    fs.mkdirSync(d);
+    for (let i = 0; i < 5000; i++) fs.writeFileSync(path.join(d, `f${i}`), "");
+    const before = prefetchStats();
+    prefetchFolder(d, "log.");
+    const s = await statsWhen((x) => x.folders === before.folders + 1);
+    expect(s.entries - before.entries).toBe(4096);
+  });
+
+  it("drops folders beyond its queue (256) and the wait leaves nothing open", async () => {
+    const d = path.join(dir, "many");
+    fs.mkdirSync(d);
+    for (let i = 0; i < 2000; i++) fs.writeFileSync(path.join(d, `f${i}`), "");
+    fs.writeFileSync(path.join(d, "log.a"), "x");
+    const before = prefetchStats();
+    for (let i = 0; i < 600; i++) prefetchFolder(d, "log.");
+    prefetchWait();
+    const after = prefetchStats();
+    expect(after.dropped - before.dropped, "queued beyond 256 while 2 threads work").toBeGreaterThan(0);
+    expect(after.folders - before.folders, "those queued at the wait are forgotten").toBeLessThan(600);
+    expect(openInDir()).toBe(0);
+    // still working after a wait
+    prefetchFolder(d, "log.");
+    await statsWhen((x) => x.folders === after.folders + 1);
+  });
+
+  it("ends quietly at a path that is not a folder, or gone", async () => {
+    fs.writeFileSync(path.join(dir, "plain"), "x");
+    fs.symlinkSync(path.join(dir, "small"), path.join(dir, "link"));
+    const before = prefetchStats();
+    for (const p of ["plain", "link", "gone"]) prefetchFolder(path.join(dir, p), "log.");
+    prefetchFolder(path.join(dir, "small"), "log.");
+    const s = await statsWhen((x) => x.folders === before.folders + 1);
+    expect(s.entries - before.entries, "only the real folder; the link to it is not followed").toBe(302);
+  });
+
+  it("refuses arguments that are not byte-string paths", () => {
+    const call = prefetchFolder as (...a: unknown[]) => void;
+    expect(() => call()).toThrow(TypeError);
+    expect(() => call(3, "log.")).toThrow(TypeError);
+    expect(() => call("", "log.")).toThrow(TypeError);
+    expect(() => call(dir, "")).toThrow(TypeError);
+    expect(() => call(`${dir}\0x`, "log.")).toThrow(/NUL/);
+    expect(() => call(dir, "p".repeat(100))).toThrow(TypeError);
+  });
+});
