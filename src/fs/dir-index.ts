@@ -158,9 +158,13 @@ export class DirIndex {
     }
     // the listing says which log slots exist: the log is then read without trying the others
     this.meta.knownSlots(slots);
-    // A folder is listed at its first use; its log and its files' lstats come next: read
-    // ahead on other threads, they overlap with the requests answered meanwhile.
-    if (this.byUser.size > 0) lower.prefetch?.(this.path(), META_PREFIX);
+    // A folder is listed at its first use (a lookup of its name: its link count); its log, its
+    // files' lstats, its subfolders' listings and their logs come next: read ahead on other
+    // threads, they overlap with the requests answered meanwhile.
+    if (this.byUser.size > 0) {
+      const logs = [...slots].filter((n) => n.startsWith(META_PREFIX));
+      lower.prefetch?.(this.path(), logs, META_PREFIX);
+    }
   }
 
   add(user: string, stored: string, isDir: boolean): void {

@@ -94,11 +94,12 @@ export interface Lower {
    */
   settleRemoved?(ifIdleMs?: number): void;
   /**
-   * Starts reading a folder just listed ahead, off the caller's thread: an lstat of each entry
-   * and the files whose stored names start with `prefix` (its logs), so that the calls that
-   * follow find them in the kernel's caches. Changes nothing. Optional: only a speed-up.
+   * Starts reading a folder just listed ahead, off the caller's thread: the named `files` in it
+   * first (its logs), then an lstat of each entry, then its subfolders' listings and their
+   * files whose names start with `subPrefix` (their logs), so that the calls that follow find
+   * them in the kernel's caches. Changes nothing. Optional: a speed-up.
    */
-  prefetch?(dir: string, prefix: string): void;
+  prefetch?(dir: string, files: string[], subPrefix: string): void;
 }
 
 /** statfs f_type of Linux's FAT driver (vfat, msdos). */
@@ -255,8 +256,8 @@ export class NodeLower implements Lower {
   }
 
   /** native/prefetch.c; its threads open only folders and regular files, never follow links */
-  prefetch(dir: string, prefix: string): void {
-    prefetchFolder(dir, prefix);
+  prefetch(dir: string, files: string[], subPrefix: string): void {
+    prefetchFolder(dir, files.join("/"), subPrefix);
   }
 
   /** Forgets the folders queued for reading ahead and waits for those being read (unmount). */

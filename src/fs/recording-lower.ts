@@ -117,8 +117,8 @@ export class RecordingLower implements Lower {
   readSmall(path: string, max: number): Buffer | null {
     return this.inner.readSmall(path, max);
   }
-  prefetch(dir: string, prefix: string): void {
-    this.inner.prefetch?.(dir, prefix);
+  prefetch(dir: string, files: string[], subPrefix: string): void {
+    this.inner.prefetch?.(dir, files, subPrefix);
   }
 
   // ---- changes: passed through and recorded ------------------------------------------

@@ -194,8 +194,8 @@ export class RenamesBehind implements Lower {
     this.touching(path, true);
     return this.inner.readSmall(path, max);
   }
-  prefetch(dir: string, prefix: string): void {
-    this.inner.prefetch?.(dir, prefix);
+  prefetch(dir: string, files: string[], subPrefix: string): void {
+    this.inner.prefetch?.(dir, files, subPrefix);
   }
 
   // ---- changes: the queue goes first where it is involved, and before any fsync ---------

@@ -53,9 +53,9 @@ interface FlatReplies {
   closeWait(): [errno: number, fd: number];
   closesPending(): number;
   /** prefetch.c */
-  prefetchFolder(path: string, prefix: string): void;
+  prefetchFolder(path: string, files: string, subPrefix: string): void;
   prefetchWait(): void;
-  prefetchStats(): [folders: number, entries: number, bytes: number, dropped: number];
+  prefetchStats(): [folders: number, entries: number, bytes: number, dropped: number, listed: number];
 }
 
 const raw = require(addonPath()) as FuseAddon & FlatReplies;
@@ -196,13 +196,13 @@ export function waitForCloses(): void {
 }
 
 /**
- * Has one of the addon's prefetch threads (src/native/prefetch.c) read a folder's metadata
- * ahead into the kernel's caches: its listing, an lstat of each entry, and the files whose
- * names start with `prefix`. Returns at once; best effort (dropped when many are queued).
- * Both are byte strings.
+ * Has one of the addon's prefetch threads (src/native/prefetch.c) read a folder ahead into the
+ * kernel's caches: `files` first ("/"-separated names in it, or ""), then an lstat of each
+ * entry, then its subfolders' listings and their files whose names start with `subPrefix`
+ * ("": none). Returns at once; best effort (dropped when many are queued). All byte strings.
  */
-export function prefetchFolder(path: string, prefix: string): void {
-  raw.prefetchFolder(path, prefix);
+export function prefetchFolder(path: string, files: string, subPrefix: string): void {
+  raw.prefetchFolder(path, files, subPrefix);
 }
 
 /** Forgets the queued prefetches and waits for those running (no descriptor stays open). */
@@ -210,10 +210,16 @@ export function prefetchWait(): void {
   raw.prefetchWait();
 }
 
-/** folders read ahead, entries looked at, bytes read, folders dropped (queue full) */
-export function prefetchStats(): { folders: number; entries: number; bytes: number; dropped: number } {
-  const [folders, entries, bytes, dropped] = raw.prefetchStats();
-  return { folders, entries, bytes, dropped };
+/** folders read ahead, entries looked at, bytes read, folders dropped (queue full), subfolders listed */
+export function prefetchStats(): {
+  folders: number;
+  entries: number;
+  bytes: number;
+  dropped: number;
+  listed: number;
+} {
+  const [folders, entries, bytes, dropped, listed] = raw.prefetchStats();
+  return { folders, entries, bytes, dropped, listed };
 }
 
 /** how many closeLater'd descriptors are not closed yet */

@@ -1,7 +1,8 @@
 /**
  * prefetchFolder / prefetchWait / prefetchStats (src/native/prefetch.c), called in-process on
- * real folders: what a folder read ahead costs is bounded (entries, queue), its arguments are
- * checked, and the wait leaves nothing open. What it buys: docs/benchmarks.md "Seventeenth round";
+ * real folders: it reads what it is told and lists what is there, what a folder read ahead
+ * costs is bounded (entries, subfolders, queue), its arguments are checked, and the wait
+ * leaves nothing open. What it buys: docs/benchmarks.md "Seventeenth round";
  * what the layer does with it, and a hostile stick: test/posix/read-ahead.test.ts.
  */
 import fs from "node:fs";
@@ -36,17 +37,35 @@ const openInDir = (): number =>
   }).length;
 
 describe("prefetchFolder", () => {
-  it("looks at each entry and reads the files with the prefix, whole", async () => {
+  it("reads the files named, whole, looks at each entry and lists each subfolder", async () => {
     const d = path.join(dir, "small");
     fs.mkdirSync(d);
     for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(d, `f${i}`), "x");
+    for (let i = 0; i < 7; i++) fs.mkdirSync(path.join(d, `sub${i}`));
+    fs.writeFileSync(path.join(d, "sub3", "log.x"), "1234567"); // a subfolder's log
+    fs.writeFileSync(path.join(d, "sub3", "other"), "not read");
+    fs.mkdirSync(path.join(d, "sub3", "log.dir")); // a folder is not read
     fs.writeFileSync(path.join(d, "log.a"), Buffer.alloc(200_000, 7)); // more than one read
     fs.writeFileSync(path.join(d, "log.b"), "short");
+    fs.writeFileSync(path.join(d, "log.c"), "not named");
     const before = prefetchStats();
-    prefetchFolder(d, "log.");
+    prefetchFolder(d, "log.a/log.b/missing/sub0", "log.");
     const s = await statsWhen((x) => x.folders === before.folders + 1);
-    expect(s.entries - before.entries).toBe(302);
-    expect(s.bytes - before.bytes).toBe(200_005);
+    expect(s.entries - before.entries).toBe(310);
+    expect(s.bytes - before.bytes, "log.a, log.b and sub3/log.x; not a folder, nor what is missing").toBe(
+      200_012,
+    );
+    expect(s.listed - before.listed).toBe(7);
+  });
+
+  it("lists at most 256 subfolders of a folder", async () => {
+    const d = path.join(dir, "wide");
+    fs.mkdirSync(d);
+    for (let i = 0; i < 300; i++) fs.mkdirSync(path.join(d, `s${i}`));
+    const before = prefetchStats();
+    prefetchFolder(d, "", "");
+    const s = await statsWhen((x) => x.folders === before.folders + 1);
+    expect(s.listed - before.listed).toBe(256);
   });
 
   it("stops at 4,096 entries in a folder", async () => {
@@ -54,7 +73,7 @@ describe("prefetchFolder", () => {
     fs.mkdirSync(d);
     for (let i = 0; i < 5000; i++) fs.writeFileSync(path.join(d, `f${i}`), "");
     const before = prefetchStats();
-    prefetchFolder(d, "log.");
+    prefetchFolder(d, "", "");
     const s = await statsWhen((x) => x.folders === before.folders + 1);
     expect(s.entries - before.entries).toBe(4096);
   });
@@ -65,14 +84,14 @@ describe("prefetchFolder", () => {
     for (let i = 0; i < 2000; i++) fs.writeFileSync(path.join(d, `f${i}`), "");
     fs.writeFileSync(path.join(d, "log.a"), "x");
     const before = prefetchStats();
-    for (let i = 0; i < 600; i++) prefetchFolder(d, "log.");
+    for (let i = 0; i < 600; i++) prefetchFolder(d, "log.a", "");
     prefetchWait();
     const after = prefetchStats();
     expect(after.dropped - before.dropped, "queued beyond 256 while 2 threads work").toBeGreaterThan(0);
     expect(after.folders - before.folders, "those queued at the wait are forgotten").toBeLessThan(600);
     expect(openInDir()).toBe(0);
     // still working after a wait
-    prefetchFolder(d, "log.");
+    prefetchFolder(d, "log.a", "");
     await statsWhen((x) => x.folders === after.folders + 1);
   });
 
@@ -80,19 +99,23 @@ describe("prefetchFolder", () => {
     fs.writeFileSync(path.join(dir, "plain"), "x");
     fs.symlinkSync(path.join(dir, "small"), path.join(dir, "link"));
     const before = prefetchStats();
-    for (const p of ["plain", "link", "gone"]) prefetchFolder(path.join(dir, p), "log.");
-    prefetchFolder(path.join(dir, "small"), "log.");
+    for (const p of ["plain", "link", "gone"]) prefetchFolder(path.join(dir, p), "log.a", "");
+    prefetchFolder(path.join(dir, "small"), "", "");
     const s = await statsWhen((x) => x.folders === before.folders + 1);
-    expect(s.entries - before.entries, "only the real folder; the link to it is not followed").toBe(302);
+    expect(s.entries - before.entries, "only the real folder; the link to it is not followed").toBe(310);
   });
 
   it("refuses arguments that are not byte-string paths", () => {
     const call = prefetchFolder as (...a: unknown[]) => void;
     expect(() => call()).toThrow(TypeError);
-    expect(() => call(3, "log.")).toThrow(TypeError);
-    expect(() => call("", "log.")).toThrow(TypeError);
+    expect(() => call(dir)).toThrow(TypeError);
     expect(() => call(dir, "")).toThrow(TypeError);
-    expect(() => call(`${dir}\0x`, "log.")).toThrow(/NUL/);
-    expect(() => call(dir, "p".repeat(100))).toThrow(TypeError);
+    expect(() => call(dir, "", 3)).toThrow(TypeError);
+    expect(() => call(dir, "", "p".repeat(100))).toThrow(TypeError);
+    expect(() => call(3, "log.a")).toThrow(TypeError);
+    expect(() => call("", "log.a")).toThrow(TypeError);
+    expect(() => call(dir, 3)).toThrow(TypeError);
+    expect(() => call(`${dir}\0x`, "log.a")).toThrow(/NUL/);
+    expect(() => call(dir, "p".repeat(2000))).toThrow(TypeError);
   });
 });

@@ -1,12 +1,12 @@
 // A folder's first listing queues it for the addon's prefetch threads (src/native/prefetch.c):
-// they lstat its entries and read its metadata logs into the kernel's caches, so the requests
-// that follow (git's parallel lstats right after a login) find them there. Read ahead is only
+// they read its metadata logs, lstat its entries and list its subfolders into the kernel's
+// caches, so the requests that follow (git's parallel lstats right after a login) find them there. Read ahead is only
 // ever a speed-up: these tests hold it to reading what the folder holds, to never following
 // or waiting on what a hostile stick plants as a log, and to letting the stick go at unmount.
 
 import { execFileSync } from "node:child_process";
 import { readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { lstat, readFile, readdir, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
@@ -19,6 +19,7 @@ interface ReadAhead {
   entries: number;
   bytes: number;
   dropped: number;
+  listed: number;
 }
 
 /** The daemon's read-ahead counters, once `done` holds for them (they grow on other threads). */
@@ -45,6 +46,7 @@ describe.each(lowerKinds())("reading a folder ahead on a %s lower", (kind) => {
   it("reads a folder's entries and log at its first use, and the answers stay right", async () => {
     const d = await t.dir("walk");
     for (let i = 0; i < 40; i++) await writeFile(t.p(d, `f${i}`), "x".repeat(i), { mode: 0o600 });
+    await mkdir(t.p(d, "sub"));
     await t.unmount();
     const layer = await t.mount({ env: { PERSHOME_FUSE_COUNTS: "1" } });
     const logs = logBytes(t.low(d));
@@ -56,7 +58,11 @@ describe.each(lowerKinds())("reading a folder ahead on a %s lower", (kind) => {
       layer,
       (r) => r.folders > before.folders && r.bytes >= before.bytes + logs,
     );
-    expect(after.entries - before.entries, "its 40 files and its log looked at").toBeGreaterThanOrEqual(41);
+    expect(
+      after.entries - before.entries,
+      "its 40 files, subfolder and log looked at",
+    ).toBeGreaterThanOrEqual(42);
+    expect(after.listed - before.listed, "its subfolder listed").toBeGreaterThanOrEqual(1);
     expect(after.dropped).toBe(0);
     expect([st.size, st.mode & 0o777]).toEqual([5, 0o600]);
     for (let i = 0; i < 40; i++) expect((await lstat(t.p(d, `f${i}`))).size, `f${i}`).toBe(i);
