@@ -218,6 +218,7 @@ export function startMount(given: MountOptions): RunningMount {
   const finish = (err?: Error): void => {
     clearInterval(timer);
     if (err) log("error", `the mount ended with an error: ${err.message}`);
+    lower.stopPrefetching(); // nothing is read ahead for a mount that ends
     for (const h of [...filesystem.files.values()]) {
       try {
         files.release(layer, h);
@@ -226,7 +227,6 @@ export function startMount(given: MountOptions): RunningMount {
       }
     }
     layer.flushAll(true);
-    lower.stopPrefetching();
     try {
       lower.waitForCloses(); // before the line that says all is written, and the stick's unmount
     } catch (e) {

@@ -18,13 +18,15 @@
  * queues a folder when it first lists it. A prefetcher reads the named files (the log is what
  * the layer reads next), lstats the folder's entries, then lists its subfolders and reads their
  * logs (the layer lists a folder as soon as its name is looked up, for its link count, and
- * reads its log at the first name looked up in it), and drops what it read. Nothing here changes the stick; a call that fails is let be: the JS thread's own call
- * meets the same error and says so.
+ * reads its log at the first name looked up in it), and drops what it read. Nothing here
+ * changes the stick; a call that fails is let be: the JS thread's own call meets the same
+ * error and says so.
  *
- * Bounds: at most MAX_ENTRIES lstats and MAX_SUBDIRS subfolders per folder, MAX_READ bytes
- * per file read; names are opened relative to the folder with O_NOFOLLOW (and
- * O_NONBLOCK), only regular files are read. The threads run SCHED_BATCH: waking one for a
- * folder must not take the CPU from the JS thread that queued it.
+ * Bounds, per folder queued: MAX_ENTRIES lstats, MAX_SUBDIRS subfolders, MAX_FOLDER_READ bytes
+ * read (MAX_READ a file): a stick made to cost reads costs little more. Names are opened
+ * relative to the folder with O_NOFOLLOW (and O_NONBLOCK, O_NOCTTY); only regular files are
+ * read. The threads run SCHED_BATCH: waking one for a folder must not take the CPU from the JS
+ * thread that queued it.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -47,7 +49,8 @@
 #define MAX_QUEUED 256
 #define MAX_ENTRIES 4096
 #define MAX_SUBDIRS 256
-#define MAX_READ (4 << 20)
+#define MAX_READ (1 << 20)
+#define MAX_FOLDER_READ (8 << 20)
 #define MAX_FILES_ARG 1024
 #define MAX_PREFIX 64
 
@@ -64,17 +67,20 @@ static job queue[MAX_QUEUED]; /* a ring: `count` jobs from `head` */
 static size_t head, count, running, threads, idle;
 static double folders, entries, bytes, dropped, listed;
 
-static void read_through(int dirfd, const char *name, char *buf, size_t cap) {
+/* reads a regular file through, at most MAX_READ bytes and what is left of *budget */
+static void read_through(int dirfd, const char *name, char *buf, size_t cap, size_t *budget) {
+  if (*budget == 0) return;
   int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return;
   struct stat st;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-    size_t got = 0;
-    while (got < MAX_READ) {
-      ssize_t n = read(fd, buf, cap);
+    size_t got = 0, most = *budget < MAX_READ ? *budget : MAX_READ;
+    while (got < most) {
+      ssize_t n = read(fd, buf, cap < most - got ? cap : most - got);
       if (n <= 0) break;
       got += (size_t)n;
     }
+    *budget -= got;
     pthread_mutex_lock(&mu);
     bytes += (double)got;
     pthread_mutex_unlock(&mu);
@@ -94,7 +100,7 @@ struct dirent64_raw {
 /* A subfolder's whole listing, and its files whose names start with `prefix`. `buf` holds the
  * listing (getdents64: no copy into dirents of our own), `rbuf` what is read. */
 static bool list_through(int dirfd, const char *name, const char *prefix, char *buf, size_t cap, char *rbuf,
-                         size_t rcap) {
+                         size_t rcap, size_t *budget) {
   int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return false;
   size_t plen = strlen(prefix);
@@ -104,7 +110,7 @@ static bool list_through(int dirfd, const char *name, const char *prefix, char *
       const struct dirent64_raw *e = (const struct dirent64_raw *)(buf + at);
       if (e->reclen == 0) break;
       at += e->reclen;
-      if (e->type != DT_DIR && strncmp(e->name, prefix, plen) == 0) read_through(fd, e->name, rbuf, rcap);
+      if (e->type != DT_DIR && strncmp(e->name, prefix, plen) == 0) read_through(fd, e->name, rbuf, rcap, budget);
     }
   }
   close(fd);
@@ -114,11 +120,12 @@ static bool list_through(int dirfd, const char *name, const char *prefix, char *
 static void prefetch_folder(const job *j, char *buf, size_t cap) {
   int dirfd = open(j->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dirfd < 0) return;
+  size_t budget = MAX_FOLDER_READ;
   /* 1. the files the layer reads first (names cannot hold "/": it splits them) */
   for (char *name = j->files, *slash; *name != '\0'; name = slash + 1) {
     slash = strchr(name, '/');
     if (slash != NULL) *slash = '\0';
-    if (*name != '\0') read_through(dirfd, name, buf, cap);
+    if (*name != '\0') read_through(dirfd, name, buf, cap, &budget);
     if (slash == NULL) break;
   }
   DIR *d = fdopendir(dirfd);
@@ -143,7 +150,7 @@ static void prefetch_folder(const job *j, char *buf, size_t cap) {
     bool dir = e->d_type == DT_DIR ||
                (e->d_type == DT_UNKNOWN && fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                 S_ISDIR(st.st_mode));
-    if (dir && list_through(dirfd, e->d_name, j->prefix, buf, cap / 2, buf + cap / 2, cap / 2)) subdirs++;
+    if (dir && list_through(dirfd, e->d_name, j->prefix, buf, cap / 2, buf + cap / 2, cap / 2, &budget)) subdirs++;
   }
   closedir(d);
   pthread_mutex_lock(&mu);

@@ -58,6 +58,21 @@ describe("prefetchFolder", () => {
     expect(s.listed - before.listed).toBe(7);
   });
 
+  it("reads at most 1 MiB of a file and 8 MiB for a folder", async () => {
+    const d = path.join(dir, "heavy");
+    fs.mkdirSync(d);
+    fs.writeFileSync(path.join(d, "log.a"), Buffer.alloc(3 << 20, 1));
+    for (let i = 0; i < 12; i++) {
+      fs.mkdirSync(path.join(d, `s${i}`));
+      fs.writeFileSync(path.join(d, `s${i}`, "log.a"), Buffer.alloc(1 << 20, 2));
+    }
+    const before = prefetchStats();
+    prefetchFolder(d, "log.a", "log.");
+    const s = await statsWhen((x) => x.folders === before.folders + 1);
+    expect(s.bytes - before.bytes).toBe(8 << 20);
+    expect(s.listed - before.listed, "listing goes on past the read budget").toBe(12);
+  });
+
   it("lists at most 256 subfolders of a folder", async () => {
     const d = path.join(dir, "wide");
     fs.mkdirSync(d);
