@@ -38,7 +38,7 @@ cp -a "$work/tsc/src" "$app/dist/src"
 
 echo "build-deb: building the libfuse3 addon" >&2
 mkdir -p "$work/native"
-cp src/native/binding.gyp src/native/*.c "$work/native/"
+cp src/native/binding.gyp src/native/*.c src/native/*.h "$work/native/"
 gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
 nodedir=$(npm config get nodedir 2>/dev/null || true)
 case $nodedir in "" | undefined | null) nodedir_arg=() ;; *) nodedir_arg=(--nodedir="$nodedir") ;; esac

@@ -10,7 +10,7 @@
   "targets": [
     {
       "target_name": "pershome_fuse",
-      "sources": ["fuse_ll.c", "fsync_many.c", "closer.c", "prefetch.c"],
+      "sources": ["fuse_ll.c", "fsync_many.c", "closer.c", "prefetch.c", "helper_thread.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["<!@(pkg-config --cflags fuse3)", "-O2", "-Wall", "-Wextra", "-std=gnu11"],
       "libraries": ["<!@(pkg-config --libs fuse3)"],

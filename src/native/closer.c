@@ -20,9 +20,10 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 
+#include "helper_thread.h"
+
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -70,18 +71,7 @@ static void *closer(void *arg) {
 /* under mu: one more closer if the queue holds more than the idle ones will take */
 static void add_closer_if_needed(void) {
   if (count <= idle || closers >= MAX_CLOSERS) return;
-  pthread_attr_t attr;
-  sigset_t all, old;
-  pthread_t t;
-  if (pthread_attr_init(&attr) != 0) return;
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024); /* it only calls close(2) */
-  /* signals are Node's business: the new thread starts with all of them blocked */
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  if (pthread_create(&t, &attr, closer, NULL) == 0) closers++;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
+  if (start_helper_thread(closer, 64 * 1024) == 0) closers++; /* it only calls close(2) */
 }
 
 static bool int_arg(napi_env env, napi_callback_info info, int32_t *out) {

@@ -31,11 +31,12 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 
+#include "helper_thread.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sched.h>
@@ -192,18 +193,7 @@ static void *prefetcher(void *arg) {
 /* under mu: one more prefetcher if the queue holds more than the idle ones will take */
 static void add_prefetcher_if_needed(void) {
   if (count <= idle || threads >= MAX_PREFETCHERS) return;
-  pthread_attr_t attr;
-  sigset_t all, old;
-  pthread_t t;
-  if (pthread_attr_init(&attr) != 0) return;
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 128 * 1024);
-  /* signals are Node's business: the new thread starts with all of them blocked */
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  if (pthread_create(&t, &attr, prefetcher, NULL) == 0) threads++;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
+  if (start_helper_thread(prefetcher, 128 * 1024) == 0) threads++;
 }
 
 static const char *const USAGE =

@@ -13,7 +13,15 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 export const NATIVE_DIR = path.join(ROOT, "src/native");
 export const ADDON = path.join(NATIVE_DIR, "build/Release/pershome_fuse.node");
 /** what the addon is built from (a copy of these builds it elsewhere) */
-export const NATIVE_SOURCES = ["fuse_ll.c", "fsync_many.c", "closer.c", "prefetch.c", "binding.gyp"];
+export const NATIVE_SOURCES = [
+  "fuse_ll.c",
+  "fsync_many.c",
+  "closer.c",
+  "prefetch.c",
+  "helper_thread.c",
+  "helper_thread.h",
+  "binding.gyp",
+];
 export const FIXTURE = path.join(ROOT, "test/native/fixtures/memfs.mjs");
 
 /** npm's bundled node-gyp (`npx node-gyp` would try the registry: it is not a dependency). */
