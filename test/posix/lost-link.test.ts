@@ -2,15 +2,19 @@
 // (src/fs/ops/links.ts). When the stick then refuses it (here: full, no room for a new file),
 // the next fsync of the file or of the new name's folder must fail with that error, as a failed
 // writeback does: an fsync that succeeds promises the link is on the stick. The name the kernel
-// still shows can be removed, and the link made again once there is room.
+// still shows can be removed, and the link made again once there is room; left alone, it is
+// gone once the kernel asks again (PENDING_LINK_TIMEOUT), and a file made under that name then
+// is a new file, not the linked one.
 
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { link, readFile, readdir, stat, unlink, writeFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { useLayer } from "../support/fixture.js";
 import { mustRun } from "../support/run.js";
 import { errnoOf } from "../support/sys.js";
+import { PENDING_LINK_TIMEOUT } from "../../src/fs/ops/links.js";
 
 describe("a first hard link the stick has no room for (plain lower on a small tmpfs)", () => {
   const t = useLayer("plain", "lostlink", { noMount: true });
@@ -42,7 +46,18 @@ describe("a first hard link the stick has no room for (plain lower on a small tm
       await unlink(t.p(d, "b")); // the name the kernel still held
       expect((await readdir(t.p(d))).sort()).toEqual(["a"]);
 
+      // refused again, and this time left alone: the kernel lets the name go when it asks again
+      await link(t.p(d, "a"), t.p(d, "c"));
+      expect(await errnoOf("fsync", t.p(d)), "the fsync after the second link").toBe("ENOSPC");
+      await sleep(PENDING_LINK_TIMEOUT * 1000 + 300);
+      expect(await errnoOf("stat", t.p(d, "c")), "the refused name, a while later").toBe("ENOENT");
+      expect((await stat(t.p(d, "a"))).nlink).toBe(1);
       rmSync(filler, { recursive: true });
+      await writeFile(t.p(d, "c"), "new", { flag: "wx" }); // a new file, not "a" again
+      expect(await readFile(t.p(d, "a"), "utf8")).toBe("kept");
+      expect(await readFile(t.p(d, "c"), "utf8")).toBe("new");
+      await unlink(t.p(d, "c"));
+
       await link(t.p(d, "a"), t.p(d, "b"));
       expect(await errnoOf("fsync", t.p(d))).toBe("OK");
       await t.remount();

@@ -30,6 +30,14 @@ const LEAVE_PENDING = new Set(["getattr", "lookup", "unlink"]);
 /** lost first links kept for an fsync to report (the oldest go beyond this) */
 const MAX_LOST_LINKS = 64;
 
+/**
+ * Seconds the kernel may keep a first link's new name (and the file's link count of 2) before
+ * asking again. Short, because the stick may still refuse the link: the kernel must not show
+ * that name for the hour it keeps others, nor open the file through it (a "new" file of that
+ * name would be written into the linked one). One lookup more per first link when it is made.
+ */
+export const PENDING_LINK_TIMEOUT = 1;
+
 export function link(L: Layer, inode: Inode, newParent: Inode, newName: string): EntryParam {
   L.settleLink(); // one at a time (the kernel's request settled it already)
   if (inode.isDir) fail(E.EPERM);
@@ -46,9 +54,10 @@ export function link(L: Layer, inode: Inode, newParent: Inode, newName: string):
     };
     inode.nlink = 2;
     L.touchDir(newParent); // in memory: the folder's times change now, as the user expects
-  } else {
-    addName(L, inode, newParent, newName);
+    inode.nlookup++;
+    return { ...L.entry(inode), attrTimeout: PENDING_LINK_TIMEOUT, entryTimeout: PENDING_LINK_TIMEOUT };
   }
+  addName(L, inode, newParent, newName);
   inode.nlookup++;
   return L.entry(inode);
 }
@@ -62,7 +71,8 @@ export function beforeRequest(L: Layer, what: string): void {
  * Makes a pending first link on the stick (through Layer.settleLink). Its request was answered
  * already, so a failure is logged and kept for the next fsync of the file or of the new name's
  * folder, which fails with it (as the kernel reports a failed writeback): an fsync must not
- * answer that the link is on the stick. The kernel may show the new name until it is removed.
+ * answer that the link is on the stick. The kernel shows the new name until it asks again
+ * (PENDING_LINK_TIMEOUT), then it is gone.
  */
 function makePending(L: Layer, inode: Inode, parent: Inode, name: string): void {
   try {
