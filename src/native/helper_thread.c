@@ -1,7 +1,7 @@
+/* start_helper_thread: helper_thread.h */
 #define _GNU_SOURCE
 #include "helper_thread.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 
